@@ -1,0 +1,1 @@
+"""FHIR R4 knowledge the controls need: interactions, SMART scopes, OperationOutcome."""

@@ -1,0 +1,53 @@
+"""Replies the gateway builds itself, and the headers every reply carries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kaitiaki.errors import Refusal
+from kaitiaki.fhir.outcome import refusal_outcome
+
+__all__ = ["Reply", "refusal_reply", "security_headers"]
+
+FHIR_JSON = "application/fhir+json; charset=utf-8"
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+
+def security_headers(*, cacheable: bool) -> list[tuple[str, str]]:
+    """Hardening headers on every reply; patient data is never cacheable."""
+    cache = "public, max-age=300" if cacheable else "no-store, private"
+    headers = [
+        ("cache-control", cache),
+        ("x-content-type-options", "nosniff"),
+        ("content-security-policy", "default-src 'none'; frame-ancestors 'none'"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+    ]
+    if not cacheable:
+        headers.append(("pragma", "no-cache"))
+    return headers
+
+
+def _www_authenticate(refusal: Refusal) -> str | None:
+    if refusal.status == 401:
+        error = getattr(refusal, "bearer_error", None)
+        return f'Bearer error="{error}"' if error else "Bearer"
+    if refusal.code == "insufficient_scope":
+        return 'Bearer error="insufficient_scope"'
+    return None
+
+
+def refusal_reply(refusal: Refusal) -> Reply:
+    """The OperationOutcome reply for a refusal, with its protocol headers."""
+    headers = [("content-type", FHIR_JSON)]
+    challenge = _www_authenticate(refusal)
+    if challenge:
+        headers.append(("www-authenticate", challenge))
+    headers.extend((name.lower(), value) for name, value in refusal.headers.items())
+    return Reply(refusal.status, headers, refusal_outcome(refusal))
