@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from starlette.applications import Starlette

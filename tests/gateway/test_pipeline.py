@@ -164,7 +164,7 @@ def _zero_signature() -> str:
 def _dup_payload(standin: StandIn) -> str:
     import base64
 
-    text = '{"iss":"%s","iss":"x","aud":"https://gw.example/fhir"}' % standin.url
+    text = f'{{"iss":"{standin.url}","iss":"x","aud":"https://gw.example/fhir"}}'
     return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
 
 

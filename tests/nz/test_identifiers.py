@@ -55,7 +55,7 @@ INVALID_NHI = [
     "ZIC5361",
     "ZOC5361",
     "ZAC 361",
-    "ZAC５361",
+    "ZAC\uff15361",
     "ZMW9001",
 ]
 

@@ -122,7 +122,9 @@ def check_claims(claims: dict[str, Any], settings: AuthSettings, now: int) -> Pr
 
     client_id = claims.get("client_id", claims.get("azp"))
     subject = claims.get("sub", client_id)
-    scope = claims.get("scope", "")
+    scope = claims.get("scope", claims.get("scp", ""))
+    if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
+        scope = " ".join(scope)
     if not isinstance(client_id, str) or not isinstance(subject, str):
         raise _refuse("client_missing")
     if not isinstance(scope, str):
