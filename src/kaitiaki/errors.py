@@ -20,7 +20,8 @@ a stable machine ``code``::
         │   └── InsufficientScope
         ├── RateLimited             429 a limit or quota is spent
         ├── DependencyUnavailable   503 a control's dependency is down (fail closed)
-        └── UpstreamFailed          502 the upstream could not be reached
+        ├── UpstreamFailed          502 the upstream could not be reached
+        └── InternalFault           500 a fault of ours; details only in the log
 
 A refusal's ``message`` is safe to show a client: it never contains any part
 of the request. ``detail`` is for the audit trail and diagnostic logs only,
@@ -167,3 +168,9 @@ class UpstreamFailed(Refusal):
     status = 502
     code = "upstream_failed"
     issue_code = "transient"
+
+
+class InternalFault(Refusal):
+    status = 500
+    code = "internal"
+    issue_code = "exception"

@@ -130,6 +130,23 @@ def collect_headers(
     return headers
 
 
+def check_framing(headers: dict[str, list[str]]) -> None:
+    """Refuse ambiguous message framing that the server parser let through.
+
+    h11 rejects unknown or repeated transfer codings, bad chunks and differing
+    Content-Length values itself; a request with both Content-Length and
+    Transfer-Encoding it reads as chunked (RFC 9112 §6.3). Two parsers can
+    disagree on that, so it is refused, and the connection closed so that
+    nothing after it on the same connection is read as a new request.
+    """
+    if "transfer-encoding" in headers and "content-length" in headers:
+        raise BadRequest(
+            "The request framing is ambiguous.",
+            detail="framing_cl_te",
+            headers={"Connection": "close"},
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CanonicalRequest:
     """What every control reads: never the raw URL again."""

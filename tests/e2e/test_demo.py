@@ -57,10 +57,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     ports = free_port(), free_port(), free_port()
     config = root / "kaitiaki.toml"
     config.write_text(_config(*ports))
+    log = (root / "demo.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "kaitiaki", "demo", "--config", str(config)],
         cwd=root,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "KAITIAKI_LOG_LEVEL": "WARNING"},
     )
@@ -75,7 +76,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    assert process.returncode == 0
+            log.close()
+    assert process.returncode == 0, (root / "demo.log").read_text()
     for port in ports:
         assert not wait_for_port("127.0.0.1", port, timeout=0.5)
 

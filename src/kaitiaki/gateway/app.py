@@ -17,7 +17,7 @@ import aiohttp
 from anyio import to_thread
 
 from kaitiaki.audit import AuditEvent, AuditSink, open_sink
-from kaitiaki.errors import DependencyUnavailable, Refusal
+from kaitiaki.errors import DependencyUnavailable, InternalFault, Refusal
 from kaitiaki.gateway.exchange import Trail, handle_request
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.limits import RateLimits
@@ -92,11 +92,9 @@ class Gateway:
         except Exception:
             # The one top-level handler: log the fault, show nothing of it.
             logger.exception("unhandled fault in step %s", trail.step)
-            trail.refusal_code, trail.refusal_step = "internal", trail.step
-            reply = refusal_reply(
-                DependencyUnavailable("The request could not be processed.")
-            )
-            reply.status = 500
+            fault = InternalFault("The request could not be processed.")
+            trail.refuse(fault)
+            reply = refusal_reply(fault)
 
         reply = await self._audit(trail, reply, started)
         await _send_reply(send, reply, trail.correlation_id)

@@ -17,6 +17,7 @@ from kaitiaki.gateway.upstream import forward, outbound_headers
 from kaitiaki.request import (
     CanonicalRequest,
     canonical_path,
+    check_framing,
     collect_headers,
     correlation_id,
     encode_query,
@@ -66,6 +67,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         max_bytes=limits.max_header_bytes,
     )
     trail.correlation_id = correlation_id(headers)
+    check_framing(headers)
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
     query = parse_query(scope.get("query_string", b""), max_bytes=limits.max_uri_bytes)

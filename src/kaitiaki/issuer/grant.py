@@ -1,0 +1,156 @@
+"""The client credentials grant (RFC 6749 §4.4) and introspection, as pure
+decisions over a parsed form, the issuer state and ``now``."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kaitiaki.issuer.assertion import (
+    CLIENT_ASSERTION_TYPE,
+    ReplayCache,
+    verify_client_assertion,
+)
+from kaitiaki.issuer.refusals import (
+    InvalidClient,
+    InvalidRequest,
+    InvalidTarget,
+    UnsupportedGrantType,
+)
+from kaitiaki.issuer.state import IssuerState, RegisteredClient
+from kaitiaki.issuer.tokens import (
+    access_token_claims,
+    grant_scopes,
+    introspect_token,
+    sign_access_token,
+)
+from kaitiaki.settings import DevIssuerSettings
+
+__all__ = ["Issuer", "authenticate_client"]
+
+Form = Mapping[str, str]
+
+
+def authenticate_client(
+    form: Form,
+    state: IssuerState,
+    *,
+    audiences: Collection[str],
+    now: int,
+    replay_cache: ReplayCache,
+) -> RegisteredClient:
+    """The client that authenticated the request with ``private_key_jwt``."""
+    assertion_type = form.get("client_assertion_type")
+    assertion = form.get("client_assertion")
+    if assertion_type is None and assertion is None:
+        raise InvalidClient("client authentication with private_key_jwt is required")
+    if assertion_type != CLIENT_ASSERTION_TYPE:
+        raise InvalidClient("only private_key_jwt client authentication is supported")
+    if not assertion:
+        raise InvalidClient("the client assertion is missing")
+
+    client = verify_client_assertion(
+        assertion,
+        state.clients,
+        audiences=audiences,
+        now=now,
+        replay_cache=replay_cache,
+    )
+    if form.get("client_id", client.client_id) != client.client_id:
+        raise InvalidClient("client_id does not match the client assertion")
+    return client
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """One issuer instance: settings, keys, registry and its replay cache."""
+
+    settings: DevIssuerSettings
+    state: IssuerState
+    replay_cache: ReplayCache
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.settings.url}/token"
+
+    @property
+    def introspection_endpoint(self) -> str:
+        return f"{self.settings.url}/introspect"
+
+    def _authenticate(self, form: Form, endpoint: str, now: int) -> RegisteredClient:
+        audiences = {self.settings.url, self.token_endpoint, endpoint}
+        return authenticate_client(
+            form,
+            self.state,
+            audiences=audiences,
+            now=now,
+            replay_cache=self.replay_cache,
+        )
+
+    def _check_target(self, form: Form) -> None:
+        for name in ("resource", "audience"):
+            value = form.get(name)
+            if value is not None and value != self.settings.audience:
+                raise InvalidTarget(f"the requested {name} is not served here")
+
+    def issue(self, form: Form, *, now: int, jti: str) -> dict[str, Any]:
+        """The RFC 6749 §5.1 token response for a client credentials request."""
+        grant_type = form.get("grant_type")
+        if grant_type is None:
+            raise InvalidRequest("grant_type is required")
+        if grant_type != "client_credentials":
+            raise UnsupportedGrantType("only client_credentials is supported")
+
+        client = self._authenticate(form, self.token_endpoint, now)
+        scopes = grant_scopes(form.get("scope"), client.scopes)
+        self._check_target(form)
+
+        lifetime = self.settings.token_lifetime_seconds
+        claims = access_token_claims(
+            issuer=self.settings.url,
+            audience=self.settings.audience,
+            client_id=client.client_id,
+            scopes=scopes,
+            now=now,
+            lifetime=lifetime,
+            jti=jti,
+        )
+        return {
+            "access_token": sign_access_token(self.state.signing_key, claims),
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "scope": claims["scope"],
+        }
+
+    def introspect(self, form: Form, *, now: int) -> dict[str, Any]:
+        """The RFC 7662 response, for an authenticated client only."""
+        self._authenticate(form, self.introspection_endpoint, now)
+        token = form.get("token")
+        if not token:
+            raise InvalidRequest("token is required")
+        return introspect_token(
+            token, self.state.signing_key, issuer=self.settings.url, now=now
+        )
+
+    def metadata(self) -> dict[str, Any]:
+        """Authorisation server metadata (RFC 8414, OIDC Discovery)."""
+        url = self.settings.url
+        scopes = sorted({s for c in self.state.clients.values() for s in c.scopes})
+        auth_algs = ["ES256", "ES384", "EdDSA", "PS256"]
+        return {
+            "issuer": url,
+            "jwks_uri": f"{url}/jwks",
+            "token_endpoint": self.token_endpoint,
+            "introspection_endpoint": self.introspection_endpoint,
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": auth_algs,
+            "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "introspection_endpoint_auth_signing_alg_values_supported": auth_algs,
+            "response_types_supported": ["token"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "scopes_supported": scopes,
+            "code_challenge_methods_supported": ["S256"],
+        }

@@ -1,0 +1,134 @@
+"""Key files of the development issuer: private JWKs on disk, owner-only.
+
+Every private key lives in its own JSON file of mode 0600 inside a directory
+of mode 0700; a key file that group or others may read is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
+
+from kaitiaki.errors import ConfigError
+
+__all__ = [
+    "algorithm_for",
+    "generate_signing_key",
+    "load_private_key",
+    "load_public_key",
+    "make_private_dir",
+    "write_json",
+    "write_private_key",
+]
+
+_CURVE_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "Ed25519": "EdDSA"}
+
+
+def algorithm_for(key: Key) -> str:
+    """The one signature algorithm a key is registered for.
+
+    The algorithm always comes from the key, never from a JWS header, so a
+    token cannot talk a verifier into another algorithm.
+    """
+    if isinstance(key, RSAKey):
+        return "PS256"
+    if isinstance(key, ECKey | OKPKey):
+        algorithm = _CURVE_ALGORITHMS.get(key.curve_name)
+        if algorithm is not None:
+            return algorithm
+    raise ConfigError("unsupported key: use an EC P-256 or P-384, Ed25519 or RSA key")
+
+
+def generate_signing_key() -> ECKey:
+    """A fresh P-256 private key whose ``kid`` is its RFC 7638 thumbprint."""
+    return ECKey.generate_key("P-256", private=True, auto_kid=True)
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` (and parents) owner-only if it does not exist."""
+    if directory.is_dir():
+        return
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory.chmod(0o700)
+    except OSError as exc:
+        raise ConfigError(f"{directory}: cannot create directory: {exc}") from exc
+
+
+def write_private_key(path: Path, key: Key) -> None:
+    """Write a private JWK to a new file of mode 0600; never overwrite one."""
+    make_private_dir(path.parent)
+    text = json.dumps(key.as_dict(private=True), indent=2, sort_keys=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create key file: {exc}") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(text + "\n")
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically with ``data`` as JSON (public data only)."""
+    make_private_dir(path.parent)
+    scratch = path.with_name(f".{path.name}.tmp")
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    try:
+        scratch.write_text(text, encoding="utf-8")
+        scratch.chmod(0o644)
+        scratch.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write: {exc}") from exc
+
+
+def _read_owner_only(path: Path) -> str:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read key file: {exc}") from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{path}: key file is not a regular file")
+    if info.st_mode & 0o077:
+        raise ConfigError(
+            f"{path}: key file is readable by group or others; run 'chmod 600 {path}'"
+        )
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read key file: {exc}") from exc
+
+
+def load_private_key(path: Path) -> Key:
+    """Load an owner-only private JWK file, with a ``kid`` and a known alg."""
+    text = _read_owner_only(path)
+    try:
+        data = json.loads(text)
+        key = import_key(data)
+    except (ValueError, TypeError, JoseError) as exc:
+        raise ConfigError(f"{path}: not a usable JWK") from exc
+    if not key.is_private:
+        raise ConfigError(f"{path}: holds a public key; a private JWK is needed")
+    algorithm_for(key)
+    key.ensure_kid()
+    return key
+
+
+def load_public_key(data: object, *, source: str) -> Key:
+    """Import a registered public JWK; private members are refused."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a JWK object is needed")
+    try:
+        key = import_key(data)
+    except (ValueError, TypeError, JoseError) as exc:
+        raise ConfigError(f"{source}: not a usable JWK") from exc
+    if key.is_private:
+        raise ConfigError(f"{source}: holds private key members")
+    algorithm_for(key)
+    key.ensure_kid()
+    return key
