@@ -98,6 +98,9 @@ def test_demo_search_returns_seeded_patients(demo: Demo) -> None:
         assert bundle["resourceType"] == "Bundle"
         assert bundle["type"] == "searchset"
         assert 1 <= len(bundle["entry"]) <= 2
+        # Links name the gateway, never the upstream's own address.
+        assert all(e["fullUrl"].startswith(demo.base + "/") for e in bundle["entry"])
+        assert bundle["link"][0]["url"].startswith(demo.base + "/")
 
         nhi = bundle["entry"][0]["resource"]["identifier"][0]["value"]
         found = client.get(

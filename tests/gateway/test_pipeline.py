@@ -42,6 +42,9 @@ def test_search_with_token_is_forwarded_without_credentials(
     assert sent["path"] == "/fhir/Patient"
     assert "authorization" not in sent["headers"]
     assert sent["headers"]["kaitiaki-client-id"] == "svc"
+    assert sent["headers"]["x-forwarded-host"] == "gw.example"
+    assert sent["headers"]["x-forwarded-proto"] == "https"
+    assert sent["headers"]["x-forwarded-prefix"] == "/fhir"
     assert "set-cookie" not in response.headers
     assert "server" not in response.headers
     assert "x-powered-by" not in response.headers

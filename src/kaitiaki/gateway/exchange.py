@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from kaitiaki.controls.authenticate import bearer_token
 from kaitiaki.controls.authorise import authorise
@@ -198,7 +199,15 @@ async def _proxy(
     url = upstream_base + request.path[len(settings.fhir_base) :]
     if request.query and trail.interaction != "search-type-post":
         url += "?" + encode_query(request.query)
-    identity = {"x-correlation-id": trail.correlation_id}
+    public = urlsplit(settings.base_url)
+    identity = {
+        "x-correlation-id": trail.correlation_id,
+        # Set only by the gateway (clients' forwarding headers are dropped), so
+        # the upstream can build links with the public base, never its own.
+        "x-forwarded-host": public.netloc,
+        "x-forwarded-proto": public.scheme,
+        "x-forwarded-prefix": public.path,
+    }
     if trail.client_id is not None:
         identity["kaitiaki-client-id"] = trail.client_id
     if trail.interaction == "search-type-post":
@@ -223,7 +232,10 @@ async def _proxy(
 
 
 def _public_location(value: str, upstream_base: str, public_base: str) -> str:
-    """Upstream host names never leak: rewrite or drop internal locations."""
-    if value.startswith(upstream_base + "/") or value == upstream_base:
+    """Upstream host names never leak: rewrite internal locations, keep public
+    ones, and replace anything else by the public base."""
+    if value == public_base or value.startswith(public_base + "/"):
+        return value
+    if value == upstream_base or value.startswith(upstream_base + "/"):
         return public_base + value[len(upstream_base) :]
     return public_base

@@ -161,6 +161,17 @@ class _RefApi:
         return self._store
 
     def base_url(self, request: Request) -> str:
+        """The base URL clients use: the gateway's, when it says so.
+
+        The reference API listens on loopback behind the gateway, which sets
+        ``X-Forwarded-Host``/``-Proto``/``-Prefix`` itself (a client's copies
+        never pass it), so links in replies name the public base.
+        """
+        host = request.headers.get("x-forwarded-host")
+        proto = request.headers.get("x-forwarded-proto")
+        prefix = request.headers.get("x-forwarded-prefix")
+        if host and proto in ("http", "https") and prefix is not None:
+            return f"{proto}://{host}{prefix}"
         return str(request.base_url).rstrip("/") + self._settings.fhir_base
 
     def _location(self, request: Request, resource: dict[str, Any]) -> str:
