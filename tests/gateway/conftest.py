@@ -103,18 +103,7 @@ class StandIn:
         key: Any = None,
         drop: tuple[str, ...] = (),
     ) -> str:
-        now = int(time.time())
-        payload = {
-            "iss": self.url,
-            "aud": "https://gw.example/fhir",
-            "sub": "svc",
-            "client_id": "svc",
-            "scope": "system/*.rs",
-            "jti": "j1",
-            "iat": now,
-            "exp": now + 300,
-        }
-        payload.update(claims or {})
+        payload = self.claims(**(claims or {}))
         for name in drop:
             payload.pop(name, None)
         head = {"alg": "ES256", "typ": "at+jwt", "kid": self.key.kid}

@@ -1,0 +1,148 @@
+"""Access-token verification cost per algorithm, beside the bare signature check.
+
+Run: ``.venv/bin/python bench/jwt_bench.py [--rounds N]``. Everything runs in
+this process (no network): the key cache is warm, as it is on the hot path.
+Reported per algorithm: Kaitiaki's full verification (shape, header, key
+lookup, joserfc signature check, claims) and the bare ``cryptography`` verify
+of the same signature, both in µs per token, and the difference: what the
+library and the gateway add beyond the signature check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from joserfc import jwt
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+
+from kaitiaki.settings import AuthSettings
+from kaitiaki.tokens.jwks import VerificationKey, _import_key
+from kaitiaki.tokens.jwt import verify_access_token
+
+ISSUER = "https://issuer.bench"
+AUDIENCE = "https://gateway.bench/fhir"
+
+
+class WarmKeys:
+    """Stands in for JwksCache with every key already fetched."""
+
+    def __init__(self, keys: dict[str, VerificationKey]) -> None:
+        self._keys = keys
+
+    async def get(self, kid: str) -> VerificationKey | None:
+        return self._keys.get(kid)
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _bare_verifier(alg: str, key: Any, token: str) -> Callable[[], None]:
+    head, payload, signature = token.split(".")
+    message = f"{head}.{payload}".encode()
+    raw = _b64decode(signature)
+    public = key.public_key
+    if alg.startswith("ES"):
+        size = len(raw) // 2
+        der = encode_dss_signature(
+            int.from_bytes(raw[:size], "big"), int.from_bytes(raw[size:], "big")
+        )
+        digest = hashes.SHA256() if alg == "ES256" else hashes.SHA384()
+        return lambda: public.verify(der, message, ec.ECDSA(digest))
+    if alg == "EdDSA":
+        return lambda: public.verify(raw, message)
+    if alg == "RS256":
+        return lambda: public.verify(raw, message, padding.PKCS1v15(), hashes.SHA256())
+    pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    return lambda: public.verify(raw, message, pss, hashes.SHA256())
+
+
+def _key(alg: str) -> Any:
+    if alg == "ES256":
+        return ECKey.generate_key("P-256", auto_kid=True)
+    if alg == "ES384":
+        return ECKey.generate_key("P-384", auto_kid=True)
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519", auto_kid=True)
+    return RSAKey.generate_key(2048, auto_kid=True)
+
+
+def _measure(call: Callable[[], object], rounds: int) -> float:
+    for _ in range(min(rounds, 200)):
+        call()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        call()
+    return (time.perf_counter() - started) / rounds * 1e6
+
+
+def bench(alg: str, rounds: int) -> dict[str, float | str]:
+    key = _key(alg)
+    now = int(time.time())
+    claims = {
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "sub": "c",
+        "client_id": "c",
+        "scope": "system/*.rs",
+        "jti": "j",
+        "iat": now,
+        "exp": now + 300,
+    }
+    header = {"alg": alg, "typ": "at+jwt", "kid": key.kid}
+    token = jwt.encode(header, claims, key, algorithms=[alg])
+    imported = _import_key({**key.as_dict(private=False), "alg": alg})
+    if imported is None:
+        raise SystemExit(f"cannot import {alg} key")
+    settings = AuthSettings(
+        issuer=ISSUER, audience=AUDIENCE, algorithms=(alg,), allow_rs256=True
+    )
+    keys = WarmKeys({str(key.kid): imported})
+    loop = asyncio.new_event_loop()
+
+    def full() -> object:
+        coroutine = verify_access_token(token, settings, keys, now)  # type: ignore[arg-type]
+        return loop.run_until_complete(coroutine)
+
+    try:
+        gateway = _measure(full, rounds)
+    finally:
+        loop.close()
+    bare = _measure(_bare_verifier(alg, key, token), rounds)
+    return {
+        "alg": alg,
+        "kaitiaki_us": gateway,
+        "bare_us": bare,
+        "overhead_us": gateway - bare,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=2000)
+    args = parser.parse_args()
+    rounds = max(100, min(args.rounds, 20000))
+    results = [
+        bench(alg, rounds) for alg in ("ES256", "ES384", "EdDSA", "PS256", "RS256")
+    ]
+    print("| alg | Kaitiaki verify µs | bare cryptography µs | overhead µs |")
+    print("|---|---|---|---|")
+    for row in results:
+        print(
+            f"| {row['alg']} | {row['kaitiaki_us']:.1f} | {row['bare_us']:.1f} | "
+            f"{row['overhead_us']:.1f} |"
+        )
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
