@@ -49,6 +49,12 @@ def upstream_app(recorder: Recorder) -> Starlette:
             "server": "internal/1.0",
             "x-powered-by": "framework",
         }
+        if "boom" in request.url.path:
+            return Response(
+                "Traceback (most recent call last): db.internal:5432",
+                503,
+                headers={"retry-after": "7", "server": "internal/1.0"},
+            )
         if request.method == "POST":
             headers["location"] = f"{request.base_url}fhir/Patient/new/_history/1"
             return JSONResponse(

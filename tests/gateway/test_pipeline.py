@@ -417,3 +417,27 @@ def test_correlation_id_is_echoed_and_forwarded(
         "/fhir/Patient", headers={**FHIR, "X-Correlation-Id": "a b<script>"}
     )
     assert unsafe.headers["x-correlation-id"] != "a b<script>"
+
+
+def test_head_is_authorised_as_read(
+    gateway: GatewayUnderTest, standin: StandIn
+) -> None:
+    anonymous = gateway.client.head("/fhir/Patient/p1")
+    assert anonymous.status_code == 401
+    allowed = gateway.client.head("/fhir/Patient/p1", headers=bearer(standin.token()))
+    assert allowed.status_code == 200
+    assert allowed.content == b""
+    assert [r["method"] for r in gateway.recorder.requests] == ["HEAD"]
+
+
+def test_upstream_failure_body_is_never_relayed(
+    gateway: GatewayUnderTest, standin: StandIn
+) -> None:
+    response = gateway.client.get("/fhir/Patient/boom", headers=bearer(standin.token()))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "7"
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert "Traceback" not in response.text
+    assert "internal" not in response.text
+    event = gateway.events()[-1]
+    assert (event["outcome"], event["refusal_code"]) == ("failed", "upstream_error")

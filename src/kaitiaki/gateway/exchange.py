@@ -10,10 +10,17 @@ from kaitiaki.controls.authenticate import bearer_token
 from kaitiaki.controls.authorise import authorise
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.validate import check_accept, check_body_headers, check_resource
-from kaitiaki.errors import BadRequest, NotFound, PayloadTooLarge, Refusal
+from kaitiaki.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    Refusal,
+    UpstreamFailed,
+)
 from kaitiaki.fhir.interactions import Interaction, match_interaction
+from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.fhir.scopes import parse_scopes
-from kaitiaki.gateway.responses import Reply, security_headers
+from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
 from kaitiaki.gateway.upstream import forward, outbound_headers
 from kaitiaki.request import (
     CanonicalRequest,
@@ -220,6 +227,13 @@ async def _proxy(
         body,
         timeout=settings.upstream_timeout_seconds,
     )
+    if reply.status >= 500:
+        # The upstream's own error page may carry internals: never relay it.
+        trail.refusal_code, trail.refusal_step = "upstream_error", "upstream"
+        failed = UpstreamFailed("The upstream service failed to process the request.")
+        kept = [(name, value) for name, value in reply.headers if name == "retry-after"]
+        kept += [("content-type", FHIR_JSON), *security_headers(cacheable=False)]
+        return Reply(reply.status, kept, refusal_outcome(failed))
     headers = [
         (name, _public_location(value, upstream_base, settings.base_url))
         if name in ("location", "content-location")
