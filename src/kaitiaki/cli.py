@@ -119,6 +119,56 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return processes.wait()
 
 
+def cmd_deps_verify(args: argparse.Namespace) -> int:
+    from kaitiaki.deps import read_lock, verify_environment
+
+    locked = [req for path in args.lock for req in read_lock(Path(path))]
+    problems = verify_environment(locked)
+    for problem in problems:
+        print(f"MISMATCH {problem}")
+    print(f"deps verify: {len(locked)} locked, {len(problems)} discrepancies")
+    return 1 if problems else 0
+
+
+def cmd_deps_audit(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from kaitiaki.deps import audit_requirements, load_advisories, read_lock
+    from kaitiaki.deps.advisories import read_ignores
+
+    advisories = load_advisories(Path(args.advisories))
+    ignores = read_ignores(Path(args.ignore)) if Path(args.ignore).exists() else []
+    requirements = [req for path in args.requirements for req in read_lock(Path(path))]
+    findings = audit_requirements(
+        requirements, advisories, ignores=ignores, today=dt.date.today()
+    )
+    open_findings = [f for f in findings if f.ignored_because is None]
+    for finding in findings:
+        state = (
+            f"IGNORED ({finding.ignored_because})"
+            if finding.ignored_because
+            else "VULNERABLE"
+        )
+        fixed = ", ".join(finding.fixed) or "no fixed version"
+        print(
+            f"{state} {finding.name}=={finding.version} {finding.advisory} "
+            f"{' '.join(finding.aliases)} fixed in: {fixed}"
+        )
+    print(
+        f"deps audit: {len(requirements)} pinned requirements checked against the "
+        f"advisory snapshot of {advisories.snapshot or 'unknown date'}: "
+        f"{len(open_findings)} known vulnerabilities, "
+        f"{len(findings) - len(open_findings)} ignored"
+    )
+    return 1 if open_findings else 0
+
+
+def cmd_deps(args: argparse.Namespace) -> int:
+    if args.deps_command == "verify":
+        return cmd_deps_verify(args)
+    return cmd_deps_audit(args)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kaitiaki", description=__doc__)
     parser.add_argument("--config", help="settings file (default: the demo settings)")
@@ -144,7 +194,36 @@ def _parser() -> argparse.ArgumentParser:
         "tail", help="print the latest events", parents=[common]
     )
     tail.add_argument("--limit", type=int, default=20)
+    _deps_parser(commands, common)
     return parser
+
+
+def _deps_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    deps = commands.add_parser("deps", help="check dependencies", parents=[common])
+    deps_commands = deps.add_subparsers(dest="deps_command", required=True)
+    verify = deps_commands.add_parser(
+        "verify", help="installed files against the lock files"
+    )
+    verify.add_argument(
+        "--lock",
+        action="append",
+        default=None,
+        help="lock file (default: requirements.lock and requirements-dev.lock)",
+    )
+    audit = deps_commands.add_parser(
+        "audit", help="pinned requirements against an OSV advisory snapshot"
+    )
+    audit.add_argument("--advisories", default="../shared/data/pypa-advisories")
+    audit.add_argument(
+        "--requirements",
+        action="append",
+        default=None,
+        help="pinned requirements file (default: the lock files); repeatable",
+    )
+    audit.add_argument("--ignore", default="deps-ignore.toml")
+
+
+_LOCKS = ["requirements.lock", "requirements-dev.lock"]
 
 
 _COMMANDS = {
@@ -154,12 +233,16 @@ _COMMANDS = {
     "refapi": cmd_refapi,
     "token": cmd_token,
     "audit": cmd_audit,
+    "deps": cmd_deps,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    for name in ("lock", "requirements"):
+        if hasattr(args, name) and getattr(args, name) is None:
+            setattr(args, name, list(_LOCKS))
     logging.basicConfig(
         level=os.environ.get("KAITIAKI_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
