@@ -26,6 +26,7 @@ __all__ = [
     "LimitSettings",
     "RefApiSettings",
     "Settings",
+    "ValidationSettings",
     "load_settings",
 ]
 
@@ -172,9 +173,20 @@ class RefApiSettings(_Frozen):
         return f"http://{self.host}:{self.port}{self.fhir_base}"
 
 
+class ValidationSettings(_Frozen):
+    """Content rules beyond the wire format: search size, NZ identifiers."""
+
+    max_count: int = Field(default=100, ge=1, le=1000)
+    check_nz_identifiers: bool = True
+    # Published test identifiers that fail their own check character, e.g. the
+    # SDHR UAT fixtures ZMW9001..ZMW9009 (catalogue §3.2). Empty by default.
+    identifier_allow_list: tuple[str, ...] = ()
+
+
 class Settings(_Frozen):
     gateway: GatewaySettings
     auth: AuthSettings
+    validation: ValidationSettings = ValidationSettings()
     limits: LimitSettings = LimitSettings()
     audit: AuditSettings = AuditSettings()
     dev_issuer: DevIssuerSettings | None = None

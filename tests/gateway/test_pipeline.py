@@ -441,3 +441,52 @@ def test_upstream_failure_body_is_never_relayed(
     assert "internal" not in response.text
     event = gateway.events()[-1]
     assert (event["outcome"], event["refusal_code"]) == ("failed", "upstream_error")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "identifier=https://standards.digital.health.nz/ns/nhi-id|ZZZ0017",
+        "_count=many",
+    ],
+)
+def test_search_validation_refuses_before_upstream(
+    gateway: GatewayUnderTest, standin: StandIn, query: str
+) -> None:
+    response = gateway.client.get(
+        f"/fhir/Patient?{query}", headers=bearer(standin.token())
+    )
+    assert_refused(gateway, response, 400)
+    assert "ZZZ0017" not in response.text
+
+
+def test_search_count_is_capped_upstream(
+    gateway: GatewayUnderTest, standin: StandIn
+) -> None:
+    response = gateway.client.get(
+        "/fhir/Patient?_count=5000", headers=bearer(standin.token())
+    )
+    assert response.status_code == 200
+    assert gateway.recorder.requests[0]["query"] == "_count=100"
+
+
+def test_body_with_invalid_nhi_is_refused(
+    gateway: GatewayUnderTest, standin: StandIn
+) -> None:
+    token = standin.token({"scope": "system/*.cruds"})
+    body = {
+        "resourceType": "Patient",
+        "identifier": [
+            {
+                "system": "https://standards.digital.health.nz/ns/nhi-id",
+                "value": "ZZZ0017",
+            }
+        ],
+    }
+    response = gateway.client.post(
+        "/fhir/Patient",
+        json=body,
+        headers={**bearer(token), "Content-Type": "application/fhir+json"},
+    )
+    assert_refused(gateway, response, 400)
+    assert response.json()["issue"][0]["expression"] == ["Patient.identifier[0].value"]

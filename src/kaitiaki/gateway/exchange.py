@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from kaitiaki.controls.authenticate import bearer_token
 from kaitiaki.controls.authorise import authorise
 from kaitiaki.controls.filter import apply_carriage_rules
+from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
 from kaitiaki.controls.validate import check_accept, check_body_headers, check_resource
 from kaitiaki.errors import (
     BadRequest,
@@ -133,13 +134,18 @@ async def _body(
                 "A search body must be form-encoded.", detail="search_form"
             )
         form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
-        merged = CanonicalRequest(**{**_fields(request), "query": request.query + form})
+        query = check_search(request.query + form, gateway.settings.validation)
+        merged = CanonicalRequest(**{**_fields(request), "query": query})
         return encode_query(merged.query).encode(), merged
     if not interaction.has_body:
+        if interaction.name.startswith("search"):
+            query = check_search(request.query, gateway.settings.validation)
+            request = CanonicalRequest(**{**_fields(request), "query": query})
         return None, request
     check_body_headers(request, max_bytes=limit)
     body = await _read_body(receive, limit, trail)
-    check_resource(body, interaction)
+    resource = check_resource(body, interaction)
+    check_resource_identifiers(resource, gateway.settings.validation)
     return body, request
 
 
