@@ -35,6 +35,7 @@ def stack_settings(root: Path, issuer_port: int, refapi_port: int) -> Settings:
         "[gateway]\n", '[gateway]\npublic_url = "https://kaitiaki.test"\n', 1
     )
     text = text.replace('demo-system = "600/minute"', 'demo-system = "200/minute"')
+    (root / "kaitiaki.toml").write_text(text)
     return parse_settings(text, source="probe test stack")
 
 

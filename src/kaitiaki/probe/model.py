@@ -150,6 +150,8 @@ class Check:
     remedy: str
     run: Callable[[Target], Outcome]
     needs: frozenset[str] = field(default_factory=frozenset)
+    #: What a pass does not show, stated next to the verdict.
+    limitation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,9 @@ __all__ = ["CHECKS"]
 AUTHN = ("HNZAS_MUST_AUTHENTICATE_API_CONSUMERS", "HNZAS_MUST_VALIDATE_OAUTH2_TOKENS")
 SIGNED = ("HNZAS_MUST_USE_JWT_SIGNED_BEARER_TOKENS",)
 LIMITATION = (
-    " (Signed by the probe's own key, so a refusal also covers the signature; "
-    "the claim check alone is not isolated.)"
+    "The probe holds no key of the target's issuer: this forgery is signed by "
+    "the probe's own key, so a refusal may come from the signature check and "
+    "does not isolate the claim check."
 )
 FIX_VERIFY = (
     "Verify every bearer token before use: signature against the issuer's JWKS "
@@ -65,16 +66,17 @@ def _token_check(
             target.request("GET", target.read_path, token=token)
             for token in make(target)
         ]
-        return status_outcome(sents, set(allowed), title)
+        return status_outcome(sents, set(allowed), f"{len(sents)} such token(s)")
 
     return Check(
         id=check_id,
-        title=title + (LIMITATION if limitation else ""),
+        title=title,
         row=1,
         hnzas=hnzas,
         severity=severity,
         remedy=FIX_VERIFY,
         run=run,
+        limitation=LIMITATION if limitation else None,
     )
 
 

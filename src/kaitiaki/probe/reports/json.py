@@ -22,6 +22,7 @@ def _result(result: CheckResult) -> dict[str, Any]:
         "verdict": result.verdict.value,
         "summary": result.outcome.summary,
         "remedy": check.remedy,
+        "limitation": check.limitation,
         "seconds": result.seconds,
         "evidence": [asdict(exchange) for exchange in result.outcome.evidence],
     }

@@ -1,0 +1,103 @@
+"""Checks whose inputs a loopback stack cannot produce: public plain HTTP,
+long-lived tokens, and the redaction of bodies."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from kaitiaki.probe.checks import ALL_CHECKS, transport
+from kaitiaki.probe.checks.authserver import _lifetime
+from kaitiaki.probe.http import ProbeHttp
+from kaitiaki.probe.model import Verdict
+from kaitiaki.probe.profile import parse_profile
+from kaitiaki.probe.redact import Redactor
+from kaitiaki.probe.runner import select_checks
+from kaitiaki.probe.target import Target
+
+
+def _target(base: str, handler: Any) -> Target:
+    profile = parse_profile(
+        {
+            "auth": {"issuer": base, "token_endpoint": f"{base}/token"},
+            "clients": {
+                "reader": {
+                    "client_id": "r",
+                    "auth_method": "client_secret_post",
+                    "secret": "env:HOME",
+                }
+            },
+        },
+        source="test",
+    )
+    http = ProbeHttp(
+        [base],
+        redactor=Redactor(),
+        max_requests=20,
+        rate_per_second=100,
+        transport=httpx.MockTransport(handler),
+    )
+    return Target(base, profile, http)
+
+
+@pytest.mark.parametrize(
+    ("base", "verdict"),
+    [
+        ("http://api.example/fhir", Verdict.FAIL),
+        ("http://127.0.0.1:8080/fhir", Verdict.NOT_APPLICABLE),
+        ("http://localhost/fhir", Verdict.NOT_APPLICABLE),
+    ],
+)
+def test_probe_tls_checks_on_plain_http(base: str, verdict: Verdict) -> None:
+    target = _target(base, lambda request: httpx.Response(500))
+    for check in transport.CHECKS[:3]:
+        assert check.run(target).verdict is verdict
+
+
+def _jwt(claims: dict[str, Any]) -> str:
+    def segment(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{segment({'alg': 'ES256'})}.{segment(claims)}.c2ln"
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "verdict"), [(600, Verdict.PASS), (86400, Verdict.FAIL)]
+)
+def test_probe_token_lifetime(lifetime: int, verdict: Verdict) -> None:
+    token = _jwt({"iat": 1000, "exp": 1000 + lifetime})
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"access_token": token, "expires_in": 60})
+
+    assert _lifetime(_target("https://api.example", handler)).verdict is verdict
+
+
+def test_probe_check_ids_are_unique_and_tagged() -> None:
+    ids = [check.id for check in ALL_CHECKS]
+    assert len(ids) == len(set(ids))
+    assert all(1 <= check.row <= 8 for check in ALL_CHECKS)
+    assert all(h.startswith("HNZAS_") for check in ALL_CHECKS for h in check.hnzas)
+    assert {check.row for check in ALL_CHECKS} == set(range(1, 9))
+    assert select_checks(["authn."]) and all(
+        c.id.startswith("authn.") for c in select_checks(["authn."])
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "kept"),
+    [
+        (b'{"resourceType":"Patient","name":[{"family":"Smith"}]}', False),
+        (b'{"resourceType":"Bundle","entry":[{"resource":{"id":"x"}}]}', False),
+        (b'{"resourceType":"OperationOutcome","issue":[]}', True),
+        (b"[" * 5000, True),
+    ],
+)
+def test_probe_redaction_withholds_patient_data(body: bytes, kept: bool) -> None:
+    shown = Redactor().body(body) or ""
+    assert ("withheld" not in shown) is kept
+    assert "Smith" not in shown
