@@ -32,7 +32,7 @@ class Target:
     canaries: set[str] = field(default_factory=set)
     refusals: list[tuple[str, int]] = field(default_factory=list)
     unmatched_refusals: int = 0
-    _cache: dict[str, Any] = field(default_factory=dict)
+    memo: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -107,9 +107,9 @@ class Target:
 
     def discovery(self) -> dict[str, Any] | None:
         """The authorisation server's metadata (OIDC, then RFC 8414)."""
-        if "discovery" not in self._cache:
-            self._cache["discovery"] = self._fetch_discovery()
-        found: dict[str, Any] | None = self._cache["discovery"]
+        if "discovery" not in self.memo:
+            self.memo["discovery"] = self._fetch_discovery()
+        found: dict[str, Any] | None = self.memo["discovery"]
         return found
 
     def _fetch_discovery(self) -> dict[str, Any] | None:
@@ -127,8 +127,10 @@ class Target:
             if url is None:
                 continue
             sent = self.http.send("GET", url, headers={"Accept": "application/json"})
+            self.memo.setdefault("discovery_sent", sent)
             data = sent.json()
             if sent.status == 200 and isinstance(data, dict):
+                self.memo["discovery_sent"] = sent
                 return data
         return None
 
@@ -143,9 +145,9 @@ class Target:
         return endpoint
 
     def jwks(self) -> list[dict[str, Any]]:
-        if "jwks" not in self._cache:
-            self._cache["jwks"] = self._fetch_jwks()
-        keys: list[dict[str, Any]] = self._cache["jwks"]
+        if "jwks" not in self.memo:
+            self.memo["jwks"] = self._fetch_jwks()
+        keys: list[dict[str, Any]] = self.memo["jwks"]
         return keys
 
     def _fetch_jwks(self) -> list[dict[str, Any]]:
@@ -153,6 +155,7 @@ class Target:
         if not isinstance(uri, str):
             return []
         sent = self.http.send("GET", uri, headers={"Accept": "application/json"})
+        self.memo["jwks_sent"] = sent
         data = sent.json()
         keys = data.get("keys") if isinstance(data, dict) else None
         return (
@@ -160,16 +163,16 @@ class Target:
         )
 
     def forger(self) -> Forger:
-        if "forger" not in self._cache:
+        if "forger" not in self.memo:
             kids = [k.get("kid") for k in self.jwks() if isinstance(k.get("kid"), str)]
-            self._cache["forger"] = Forger(
+            self.memo["forger"] = Forger(
                 self.profile.auth.issuer, self.audience, kids[0] if kids else None
             )
-        forger: Forger = self._cache["forger"]
+        forger: Forger = self.memo["forger"]
         return forger
 
     def capability(self) -> dict[str, Any] | None:
-        if "capability" not in self._cache:
+        if "capability" not in self.memo:
             sent = self.request("GET", "metadata", role=None)
             data = sent.json()
             ok = (
@@ -177,8 +180,8 @@ class Target:
                 and isinstance(data, dict)
                 and data.get("resourceType") == "CapabilityStatement"
             )
-            self._cache["capability"] = data if ok else None
-        found: dict[str, Any] | None = self._cache["capability"]
+            self.memo["capability"] = data if ok else None
+        found: dict[str, Any] | None = self.memo["capability"]
         return found
 
     def resource_types(self) -> list[str]:
@@ -206,9 +209,9 @@ class Target:
     def search_parameter(self) -> str:
         """A search parameter of the read type that serves a benign value, so a
         refusal of an attack marker in it is the filter's doing."""
-        if "search_parameter" not in self._cache:
-            self._cache["search_parameter"] = self._find_search_parameter()
-        found: str = self._cache["search_parameter"]
+        if "search_parameter" not in self.memo:
+            self.memo["search_parameter"] = self._find_search_parameter()
+        found: str = self.memo["search_parameter"]
         return found
 
     def _candidates(self) -> list[str]:

@@ -116,9 +116,26 @@ def _jwks_public(target: Target) -> Outcome:
     if not keys:
         return not_applicable("no JWKS was found to inspect")
     leaked = sorted({m for k in keys for m in PRIVATE_MEMBERS if m in k})
+    shown = (target.memo["jwks_sent"],) if "jwks_sent" in target.memo else ()
     if leaked:
+        # The evidence would carry the private key itself: name members only.
         return fail(f"the JWKS exposes private key members {leaked}")
-    return passed(f"the JWKS holds {len(keys)} public keys and no private members")
+    return passed(
+        f"the JWKS holds {len(keys)} public keys and no private members", *shown
+    )
+
+
+def _with_discovery(run: Callable[[Target], Outcome]) -> Callable[[Target], Outcome]:
+    """Attach the discovery exchange as evidence to the outcome of ``run``."""
+
+    def wrapped(target: Target) -> Outcome:
+        outcome = run(target)
+        sent = target.memo.get("discovery_sent")
+        if sent is None or outcome.evidence:
+            return outcome
+        return Outcome(outcome.verdict, outcome.summary, (sent.exchange,))
+
+    return wrapped
 
 
 def _check(
@@ -131,7 +148,7 @@ def _check(
     row: int = 1,
     severity: Severity = Severity.HIGH,
 ) -> Check:
-    return Check(check_id, title, row, hnzas, severity, remedy, run)
+    return Check(check_id, title, row, hnzas, severity, remedy, _with_discovery(run))
 
 
 CHECKS: tuple[Check, ...] = (

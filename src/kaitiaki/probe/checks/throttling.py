@@ -20,8 +20,8 @@ _DELTA = re.compile(r"\d{1,6}")
 
 def _burst(target: Target) -> tuple[int, Sent | None]:
     """Requests sent until the first 429 (bounded by ``safety.burst_max``)."""
-    if "burst" in target._cache:
-        found: tuple[int, Sent | None] = target._cache["burst"]
+    if "burst" in target.memo:
+        found: tuple[int, Sent | None] = target.memo["burst"]
         return found
     token = target.token("reader")
     limit = target.profile.safety.burst_max
@@ -32,7 +32,7 @@ def _burst(target: Target) -> tuple[int, Sent | None]:
         if sent.status == 429:
             throttled = sent
             break
-    target._cache["burst"] = (count, throttled)
+    target.memo["burst"] = (count, throttled)
     return count, throttled
 
 
