@@ -78,6 +78,7 @@ class ProbeHttp:
         allow_destructive: bool = False,
         timeout: float = 10.0,
         verify_tls: bool = True,
+        user_agent: str = "kaitiaki-probe",
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -91,6 +92,7 @@ class ProbeHttp:
         self.clock, self.sleep = clock, sleep
         self.seen: list[Sent] = []
         self._client = httpx.Client(
+            headers={"User-Agent": user_agent},
             timeout=timeout,
             follow_redirects=False,
             verify=verify_tls,

@@ -94,6 +94,7 @@ def run_probe(
         rate_per_second=safety.rate_per_second,
         allow_destructive=safety.allow_destructive,
         timeout=safety.timeout_seconds,
+        user_agent=f"kaitiaki-probe/{_version()}",
         transport=transport,
     )
     target = Target(base_url, profile, http)

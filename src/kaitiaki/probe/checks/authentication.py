@@ -9,6 +9,7 @@ target's own unit tests. The report says so on each of these checks.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from kaitiaki.probe.checks.common import fail, not_applicable, passed, status_outcome
@@ -51,6 +52,11 @@ def _no_token(target: Target) -> Outcome:
     return outcome
 
 
+def subject_of(title: str) -> str:
+    """'An expired token is refused with 401' -> 'An expired token'."""
+    return re.split(r" (?:is|are) refused", title, maxsplit=1)[0]
+
+
 def _token_check(
     check_id: str,
     title: str,
@@ -66,7 +72,7 @@ def _token_check(
             target.request("GET", target.read_path, token=token)
             for token in make(target)
         ]
-        return status_outcome(sents, set(allowed), f"{len(sents)} such token(s)")
+        return status_outcome(sents, set(allowed), subject_of(title))
 
     return Check(
         id=check_id,

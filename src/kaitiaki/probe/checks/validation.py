@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kaitiaki.nz.identifiers import nhi_check_character
+from kaitiaki.probe.checks.authentication import subject_of
 from kaitiaki.probe.checks.common import fail, status_outcome
 from kaitiaki.probe.http import Sent
 from kaitiaki.probe.model import Check, Outcome, Severity
@@ -55,7 +56,7 @@ def _nhi(target: Target) -> str:
     return nhi
 
 
-def _judge(probe: Probe, target: Target, echo: str) -> Outcome:
+def _judge(probe: Probe, target: Target, echo: str, what: str) -> Outcome:
     target.canaries.add(echo)
     headers = dict(probe.headers)
     body = probe.body(target, echo)
@@ -68,7 +69,7 @@ def _judge(probe: Probe, target: Target, echo: str) -> Outcome:
         headers=headers,
         body=body,
     )
-    outcome = status_outcome([sent], set(probe.allowed), "bad input", need_outcome=True)
+    outcome = status_outcome([sent], set(probe.allowed), what, need_outcome=True)
     if outcome.verdict.value != "pass":
         return outcome
     return _echo_outcome(sent, echo, outcome)
@@ -90,7 +91,7 @@ def _check(
     severity: Severity = Severity.HIGH,
 ) -> Check:
     def run(target: Target) -> Outcome:
-        return _judge(probe, target, marker())
+        return _judge(probe, target, marker(), subject_of(title))
 
     return Check(check_id, title, 2, (*hnzas, *QUIET), severity, FIX, run, needs)
 
