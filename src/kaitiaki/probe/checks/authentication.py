@@ -9,10 +9,15 @@ target's own unit tests. The report says so on each of these checks.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
-from kaitiaki.probe.checks.common import fail, not_applicable, passed, status_outcome
+from kaitiaki.probe.checks.common import (
+    fail,
+    not_applicable,
+    passed,
+    status_outcome,
+    subject_of,
+)
 from kaitiaki.probe.forge import dpop_proof, public_key_pem
 from kaitiaki.probe.model import Check, Outcome, Severity
 from kaitiaki.probe.target import Target
@@ -50,11 +55,6 @@ def _no_token(target: Target) -> Outcome:
     if outcome.verdict.value == "pass" and "www-authenticate" not in sent.headers:
         return fail("401 without a WWW-Authenticate challenge (RFC 6750 §3)", sent)
     return outcome
-
-
-def subject_of(title: str) -> str:
-    """'An expired token is refused with 401' -> 'An expired token'."""
-    return re.split(r" (?:is|are) refused", title, maxsplit=1)[0]
 
 
 def _token_check(

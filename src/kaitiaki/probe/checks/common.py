@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from kaitiaki.probe.http import Sent
 from kaitiaki.probe.model import Outcome, Verdict
 
 __all__ = [
-    "evidence",
     "fail",
     "is_operation_outcome",
     "leaks_internals",
     "not_applicable",
     "passed",
     "status_outcome",
+    "subject_of",
 ]
 
 _INTERNALS = re.compile(
@@ -26,8 +25,9 @@ _INTERNALS = re.compile(
 )
 
 
-def evidence(sents: Iterable[Sent]) -> tuple[object, ...]:
-    return tuple(sent.exchange for sent in sents)
+def subject_of(title: str) -> str:
+    """'An expired token is refused with 401' -> 'An expired token'."""
+    return re.split(r" (?:is|are) refused", title, maxsplit=1)[0]
 
 
 def passed(summary: str, *sents: Sent) -> Outcome:

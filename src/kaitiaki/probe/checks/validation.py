@@ -8,8 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kaitiaki.nz.identifiers import nhi_check_character
-from kaitiaki.probe.checks.authentication import subject_of
-from kaitiaki.probe.checks.common import fail, status_outcome
+from kaitiaki.probe.checks.common import fail, status_outcome, subject_of
 from kaitiaki.probe.http import Sent
 from kaitiaki.probe.model import Check, Outcome, Severity
 from kaitiaki.probe.target import FHIR_JSON, Target
