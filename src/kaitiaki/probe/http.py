@@ -5,6 +5,7 @@ profile's request budget and rate."""
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -77,7 +78,7 @@ class ProbeHttp:
         rate_per_second: float,
         allow_destructive: bool = False,
         timeout: float = 10.0,
-        verify_tls: bool = True,
+        tls: ssl.SSLContext | None = None,
         user_agent: str = "kaitiaki-probe",
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -95,7 +96,7 @@ class ProbeHttp:
             headers={"User-Agent": user_agent},
             timeout=timeout,
             follow_redirects=False,
-            verify=verify_tls,
+            verify=tls or ssl.create_default_context(),
             transport=transport,
             trust_env=False,
         )

@@ -9,6 +9,7 @@ the local demo from the embedded demo settings.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,6 +26,7 @@ __all__ = [
     "load_profile",
     "parse_profile",
     "resolve_secret",
+    "tls_context",
 ]
 
 SECRET_PREFIXES = ("env:", "file:")
@@ -105,6 +107,13 @@ class SafetyProfile(_Frozen):
     timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
 
+class TlsProfile(_Frozen):
+    """Trust for the target's certificate: the system store, or a CA file
+    (a private CA); verification is never switched off."""
+
+    ca_file: str | None = None
+
+
 class LoggingProfile(_Frozen):
     """Operator-supplied access to what the target logged."""
 
@@ -129,6 +138,7 @@ class Profile(_Frozen):
     request_context: dict[str, Any] | None = None
     request_context_header: str = "Request-Context"
     safety: SafetyProfile = SafetyProfile()
+    tls: TlsProfile = TlsProfile()
     logging: LoggingProfile = LoggingProfile()
     dependencies: DependencyProfile = DependencyProfile()
 
@@ -151,6 +161,16 @@ class Profile(_Frozen):
             "sbom": bool(self.dependencies.sbom or self.dependencies.requirements),
         }
         return frozenset(name for name, ok in granted.items() if ok)
+
+
+def tls_context(profile: Profile) -> ssl.SSLContext:
+    """The context that verifies the target's certificate for this profile."""
+    try:
+        return ssl.create_default_context(cafile=profile.tls.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"tls.ca_file: cannot load {profile.tls.ca_file}: {exc}"
+        ) from exc
 
 
 def _describe(error: ValidationError) -> str:

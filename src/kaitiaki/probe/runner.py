@@ -15,7 +15,7 @@ from kaitiaki.errors import BudgetSpent, KaitiakiError, ProbeError
 from kaitiaki.probe.checks import ALL_CHECKS
 from kaitiaki.probe.http import ProbeHttp
 from kaitiaki.probe.model import Check, CheckResult, Outcome, Report, Verdict
-from kaitiaki.probe.profile import Profile
+from kaitiaki.probe.profile import Profile, tls_context
 from kaitiaki.probe.redact import Redactor
 from kaitiaki.probe.target import Target
 
@@ -95,6 +95,7 @@ def run_probe(
         allow_destructive=safety.allow_destructive,
         timeout=safety.timeout_seconds,
         user_agent=f"kaitiaki-probe/{_version()}",
+        tls=tls_context(profile),
         transport=transport,
     )
     target = Target(base_url, profile, http)

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from kaitiaki.probe.checks.common import fail, not_applicable, passed
 from kaitiaki.probe.model import Check, Outcome, Severity
+from kaitiaki.probe.profile import tls_context
 from kaitiaki.probe.target import Target
 
 __all__ = ["CHECKS", "is_loopback"]
@@ -64,8 +65,9 @@ def _tls_floor(target: Target) -> Outcome:
     plain = _plain(target)
     if plain is not None:
         return plain
-    old = ssl.create_default_context()
-    old.minimum_version = ssl.TLSVersion.TLSv1
+    # TLS 1.2 at most: a server that accepts it accepts less than the floor
+    # (1.0 and 1.1 are refused by the probe's own TLS library already).
+    old = tls_context(target.profile)
     old.maximum_version = ssl.TLSVersion.TLSv1_2
     try:
         version, _ = _handshake(target, old)
@@ -73,7 +75,7 @@ def _tls_floor(target: Target) -> Outcome:
         version = None
     if version is not None:
         return fail(f"the server accepts {version} (the standard asks for TLS 1.3)")
-    modern, _ = _handshake(target, ssl.create_default_context())
+    modern, _ = _handshake(target, tls_context(target.profile))
     if modern != "TLSv1.3":
         return fail(f"the server negotiated {modern}, not TLS 1.3")
     return passed("TLS 1.2 and older are refused; TLS 1.3 is negotiated")
@@ -84,7 +86,7 @@ def _certificate(target: Target) -> Outcome:
     if plain is not None:
         return plain
     try:
-        _, cert = _handshake(target, ssl.create_default_context())
+        _, cert = _handshake(target, tls_context(target.profile))
     except ssl.SSLCertVerificationError as exc:
         return fail(f"the certificate does not verify: {exc.verify_message}")
     expires = ssl.cert_time_to_seconds(str(cert.get("notAfter")))
@@ -98,7 +100,8 @@ def _hsts(target: Target) -> Outcome:
     plain = _plain(target)
     if plain is not None:
         return plain
-    sent = target.request("GET", target.read_path)
+    # Every answer over TLS carries HSTS, a refusal as much as data.
+    sent = target.request("GET", target.read_path, role=None)
     value = sent.headers.get("strict-transport-security", "")
     match = re.search(r"max-age=(\d+)", value)
     if not match or int(match.group(1)) < ONE_YEAR:
