@@ -101,3 +101,40 @@ def test_probe_redaction_withholds_patient_data(body: bytes, kept: bool) -> None
     shown = Redactor().body(body) or ""
     assert ("withheld" not in shown) is kept
     assert "Smith" not in shown
+
+
+def test_probe_html_escapes_hostile_evidence() -> None:
+    from kaitiaki.probe.model import (
+        Check,
+        CheckResult,
+        Exchange,
+        Outcome,
+        Report,
+        Severity,
+    )
+    from kaitiaki.probe.reports import render_html
+
+    hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    exchange = Exchange(
+        "GET",
+        f"https://api.example/?q={hostile}",
+        (),
+        None,
+        400,
+        (("x-evil", hostile),),
+        hostile,
+    )
+    check = Check(
+        "demo.check",
+        "A check",
+        2,
+        (),
+        Severity.HIGH,
+        "Fix it.",
+        lambda target: Outcome(Verdict.FAIL, hostile),
+    )
+    result = CheckResult(check, Outcome(Verdict.FAIL, hostile, (exchange,)), 0.1)
+    report = Report("https://api.example", "p", "t0", "t1", (result,), 1, "0")
+    html = render_html(report)
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;" in html
