@@ -11,7 +11,7 @@ from importlib import metadata
 
 import httpx
 
-from kaitiaki.errors import BudgetSpent, KaitiakiError, ProbeError
+from kaitiaki.errors import KaitiakiError, ProbeError
 from kaitiaki.probe.checks import ALL_CHECKS
 from kaitiaki.probe.http import ProbeHttp
 from kaitiaki.probe.model import Check, CheckResult, Outcome, Report, Verdict
@@ -55,9 +55,8 @@ def _run_one(check: Check, target: Target, granted: frozenset[str]) -> Outcome:
         )
     try:
         return check.run(target)
-    except BudgetSpent:
-        raise
     except KaitiakiError as exc:
+        # A spent budget, an out-of-scope URL, a refused token request.
         return Outcome(Verdict.ERROR, f"the check could not finish: {exc}")
     except (httpx.HTTPError, OSError) as exc:
         return Outcome(
@@ -72,6 +71,45 @@ def _version() -> str:
         return "unknown"
 
 
+def _http_for(
+    base_url: str, profile: Profile, transport: httpx.BaseTransport | None
+) -> ProbeHttp:
+    """The guarded client: the base URL, the issuer and the token endpoint."""
+    origins = [base_url, profile.auth.issuer]
+    if profile.auth.token_endpoint:
+        origins.append(profile.auth.token_endpoint)
+    safety = profile.safety
+    return ProbeHttp(
+        origins,
+        redactor=Redactor(),
+        max_requests=safety.max_requests,
+        rate_per_second=safety.rate_per_second,
+        allow_destructive=safety.allow_destructive,
+        timeout=safety.timeout_seconds,
+        user_agent=f"kaitiaki-probe/{_version()}",
+        tls=tls_context(profile),
+        transport=transport,
+    )
+
+
+def _run_all(
+    checks: Iterable[Check], target: Target, progress: Progress | None
+) -> list[CheckResult]:
+    granted = target.profile.capabilities()
+    results = []
+    for check in checks:
+        if progress:
+            progress(check, None)
+        began = time.perf_counter()
+        outcome = _run_one(check, target, granted)
+        result = CheckResult(check, outcome, round(time.perf_counter() - began, 3))
+        logger.debug("check %s: %s", check.id, outcome.verdict.value)
+        results.append(result)
+        if progress:
+            progress(check, result)
+    return results
+
+
 def run_probe(
     base_url: str,
     profile: Profile,
@@ -83,37 +121,10 @@ def run_probe(
     """Probe ``base_url`` with ``profile``; returns the full report."""
     checks = select_checks(only)
     started = datetime.now(UTC)
-    origins = [base_url, profile.auth.issuer]
-    if profile.auth.token_endpoint:
-        origins.append(profile.auth.token_endpoint)
-    safety = profile.safety
-    http = ProbeHttp(
-        origins,
-        redactor=Redactor(),
-        max_requests=safety.max_requests,
-        rate_per_second=safety.rate_per_second,
-        allow_destructive=safety.allow_destructive,
-        timeout=safety.timeout_seconds,
-        user_agent=f"kaitiaki-probe/{_version()}",
-        tls=tls_context(profile),
-        transport=transport,
-    )
+    http = _http_for(base_url, profile, transport)
     target = Target(base_url, profile, http)
-    results = []
     try:
-        for check in checks:
-            if progress:
-                progress(check, None)
-            began = time.perf_counter()
-            try:
-                outcome = _run_one(check, target, profile.capabilities())
-            except BudgetSpent as exc:
-                outcome = Outcome(Verdict.ERROR, str(exc))
-            result = CheckResult(check, outcome, round(time.perf_counter() - began, 3))
-            logger.debug("check %s: %s", check.id, outcome.verdict.value)
-            results.append(result)
-            if progress:
-                progress(check, result)
+        results = _run_all(checks, target, progress)
     finally:
         http.close()
     return Report(
