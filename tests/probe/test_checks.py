@@ -138,3 +138,45 @@ def test_probe_html_escapes_hostile_evidence() -> None:
     html = render_html(report)
     assert "<script" not in html and "<img" not in html
     assert "&lt;script&gt;" in html
+
+
+def _dpop_target(replay_refused: bool) -> Target:
+    """A mock AS + RS speaking DPoP; the RS refuses a reused proof jti or not."""
+    base = "https://api.example"
+    seen: set[str] = set()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("openid-configuration"):
+            return httpx.Response(
+                200,
+                json={
+                    "issuer": base,
+                    "token_endpoint": f"{base}/token",
+                    "dpop_signing_alg_values_supported": ["ES256"],
+                },
+            )
+        if path == "/token":
+            assert "dpop" in request.headers
+            return httpx.Response(
+                200, json={"access_token": _jwt({"iat": 1}), "token_type": "DPoP"}
+            )
+        if "dpop" not in request.headers:  # the CapabilityStatement, not offered
+            return httpx.Response(404)
+        proof = request.headers["dpop"].split(".")[1]
+        jti = json.loads(base64.urlsafe_b64decode(proof + "=" * (-len(proof) % 4)))
+        replay = jti["jti"] in seen
+        seen.add(jti["jti"])
+        return httpx.Response(401 if replay and replay_refused else 200, json={})
+
+    return _target(base, handler)
+
+
+@pytest.mark.parametrize(
+    ("replay_refused", "verdict"), [(True, Verdict.PASS), (False, Verdict.FAIL)]
+)
+def test_probe_dpop_replay(replay_refused: bool, verdict: Verdict) -> None:
+    from kaitiaki.probe.checks.authentication import _dpop_replay
+
+    outcome = _dpop_replay(_dpop_target(replay_refused))
+    assert outcome.verdict is verdict, outcome.summary
