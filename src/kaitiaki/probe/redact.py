@@ -63,10 +63,18 @@ class Redactor:
         summary = _resource_summary(raw.decode("utf-8", "replace"))
         if summary is not None:
             return summary
-        text = self.text(raw[: MAX_TEXT * 4].decode("utf-8", "replace"))
+        text = self.text(_pretty(raw) or raw[: MAX_TEXT * 4].decode("utf-8", "replace"))
         if len(text) > MAX_TEXT:
             text = text[:MAX_TEXT] + f"… ({len(raw)} bytes in all)"
         return text
+
+
+def _pretty(raw: bytes) -> str | None:
+    """Indented JSON, so a discovery document or an error reads in a report."""
+    try:
+        return json.dumps(json.loads(raw), indent=1, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return None
 
 
 def _resource_summary(text: str) -> str | None:
