@@ -27,6 +27,8 @@ WEAK_TARGETS: list[tuple[str, tuple[str, ...]]] = [
     ("accepts-unknown-kid", ("authn.unknown-kid",)),
     ("accepts-oversized", ("authn.oversized",)),
     ("token-in-query", ("authn.token-in-query",)),
+    ("accepts-basic", ("authn.basic",)),
+    ("allows-trace", ("zt.unlisted-methods",)),
     ("cookie-session", ("authn.token-in-cookie", "zt.cookie-only")),
     (
         "ignores-write-scope",

@@ -152,6 +152,8 @@ class Weak:
             "accepts-wrong-issuer": bool(claims) and claims.get("iss") != self.issuer,
             "accepts-oversized": token is not None and len(token) > 8192,
             "token-in-query": any(k == "access_token" for k, _ in r.query),
+            "accepts-basic": r.headers.get("authorization", "").startswith("Basic"),
+            "allows-trace": r.method == "TRACE",
             "cookie-session": "cookie" in r.headers and token is None,
             "trusts-internal-address": token is None
             and r.headers.get("x-real-ip") == "127.0.0.1",

@@ -22,7 +22,8 @@ __all__ = ["ProbeHttp", "Sent", "origin_of"]
 
 logger = logging.getLogger("kaitiaki.probe.http")
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
+# TRACE only asks the server to reflect the request; it changes nothing.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "TRACE"})
 DESTRUCTIVE_METHODS = frozenset({"PUT", "PATCH", "DELETE"})
 MAX_RESPONSE_BYTES = 256 * 1024
 

@@ -134,6 +134,15 @@ def _token_in_cookie(target: Target) -> Outcome:
     return status_outcome([sent], {400, 401}, "a valid token in a cookie only")
 
 
+def _basic(target: Target) -> Outcome:
+    # Base64 of "kaitiaki-probe:not-a-password": direct authentication.
+    headers = {"Authorization": "Basic a2FpdGlha2ktcHJvYmU6bm90LWEtcGFzc3dvcmQ="}
+    sent = target.request("GET", target.read_path, role=None, headers=headers)
+    if "basic" in sent.headers.get("www-authenticate", "").lower():
+        return fail("the answer invites HTTP Basic authentication", sent)
+    return status_outcome([sent], {401}, "HTTP Basic credentials")
+
+
 def _dpop_replay(target: Target) -> Outcome:
     algs = (target.discovery() or {}).get("dpop_signing_alg_values_supported")
     if not algs:
@@ -261,6 +270,15 @@ CHECKS: tuple[Check, ...] = (
         _token_in_cookie,
         remedy="Never authenticate from cookies; read credentials only from the "
         "Authorization header.",
+    ),
+    _simple(
+        "authn.basic",
+        "HTTP Basic credentials are refused with 401 and never invited",
+        _basic,
+        hnzas=(*AUTHN, "HNZAS_SHOULD_NOT_USE_DIRECT_AUTH"),
+        remedy="Accept only OAuth 2.0 bearer tokens; never offer or accept "
+        "username/password (Basic/Digest) authentication.",
+        severity=Severity.HIGH,
     ),
     _simple(
         "authn.dpop-replay",

@@ -94,6 +94,20 @@ def _method_override(target: Target) -> Outcome:
     return passed("every method-override header was refused", *sents)
 
 
+def _unlisted_methods(target: Target) -> Outcome:
+    sents = [
+        target.request(method, target.read_path)
+        for method in ("TRACE", "PATCH")
+        if method in target.http.methods
+    ]
+    served = [s for s in sents if 200 <= s.status < 300]
+    if served:
+        return fail(f"{served[0].exchange.method} was served", served[0])
+    if any(s.status >= 500 for s in sents):
+        return fail("an unlisted method caused a server error", *sents)
+    return passed("methods outside the API's list are refused", *sents)
+
+
 def _cors(target: Target) -> Outcome:
     preflight = target.request(
         "OPTIONS",
@@ -169,6 +183,14 @@ CHECKS: tuple[Check, ...] = (
         "Refuse X-HTTP-Method-Override and similar headers (400); authorise the "
         "method that is actually executed.",
         hnzas=(*ZT, "HNZAS_SHOULD_WHITELIST_HTTP_METHODS"),
+    ),
+    _check(
+        "zt.unlisted-methods",
+        "Methods the API does not offer (TRACE, PATCH) are refused",
+        _unlisted_methods,
+        "Allow-list the methods each route offers; answer 405 to the rest.",
+        hnzas=("HNZAS_SHOULD_WHITELIST_HTTP_METHODS",),
+        severity=Severity.MEDIUM,
     ),
     _check(
         "zt.cors",
