@@ -5,6 +5,9 @@ a stable machine ``code``::
 
     KaitiakiError
     ├── ConfigError                 settings or key material unusable (start-up)
+    ├── ProbeError                  the conformance probe cannot go on safely
+    │   ├── OutOfScope              a request would leave the probed hosts or methods
+    │   └── BudgetSpent             the profile's request budget is used up
     └── Refusal                     a request is refused; becomes a 4xx/5xx reply
         ├── BadRequest              400 malformed path, query, header or body
         │   └── InvalidRequestContext
@@ -41,6 +44,24 @@ class ConfigError(KaitiakiError):
     """Settings, secrets or keys cannot be used; names the setting at fault."""
 
     code = "config"
+
+
+class ProbeError(KaitiakiError):
+    """The conformance probe stopped a check; the message says why."""
+
+    code = "probe"
+
+
+class OutOfScope(ProbeError):
+    """A probe request would reach a host or use a method the profile forbids."""
+
+    code = "probe_out_of_scope"
+
+
+class BudgetSpent(ProbeError):
+    """The profile's request budget is spent; no more requests are sent."""
+
+    code = "probe_budget_spent"
 
 
 class Refusal(KaitiakiError):
