@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest lock clean
+.PHONY: run test lint typecheck pytest lock bench clean
 
 $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,7 +35,14 @@ lock:
 	  --generate-hashes requirements.in -o requirements.lock
 	.lockvenv/bin/uv pip compile --quiet --python-version 3.11 --universal \
 	  --generate-hashes requirements-dev.in -c requirements.lock -o requirements-dev.lock
+	.lockvenv/bin/uv pip compile --quiet --python-version 3.11 --universal \
+	  --generate-hashes requirements-bench.in -c requirements.lock -c requirements-dev.lock \
+	  -o requirements-bench.lock
 	rm -rf .lockvenv
+
+# The gateway benchmark against nginx and nginx + ModSecurity/CRS (not a test).
+bench:
+	bench/run
 
 clean:
 	rm -rf $(VENV) var

@@ -22,28 +22,62 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
+# No access log: a request line can carry an NHI in its query string. Proxy
+# headers off: the client address is the socket peer.
+_UVICORN_OPTIONS: dict[str, Any] = {
+    "lifespan": "on",
+    "access_log": False,
+    "server_header": False,
+    "proxy_headers": False,
+    "log_level": "warning",
+}
+
+
 def _serve_asgi(app: Any, host: str, port: int) -> None:
     import uvicorn
 
-    # No access log: a request line can carry an NHI in its query string.
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        log_level="warning",
-    )
+    config = uvicorn.Config(app, host=host, port=port, **_UVICORN_OPTIONS)
     uvicorn.Server(config).run()
+
+
+_WORKER_CONFIG = "KAITIAKI_WORKER_CONFIG"
+
+
+def gateway_worker() -> Any:
+    """The app factory each worker process calls when ``gateway.workers > 1``.
+
+    Every worker gets its own instance name, so that each keeps its own audit
+    chain and its events say which process served them.
+    """
+    from kaitiaki.gateway.app import Gateway
+
+    path = os.environ.get(_WORKER_CONFIG) or None
+    settings = load_settings(path)
+    gateway = settings.gateway.model_copy(
+        update={"instance": f"{settings.gateway.instance}-{os.getpid()}"}
+    )
+    return Gateway(settings.model_copy(update={"gateway": gateway}))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from kaitiaki.gateway.app import Gateway
 
     settings = _settings(args)
-    _serve_asgi(Gateway(settings), settings.gateway.host, settings.gateway.port)
+    workers = settings.gateway.workers
+    if workers == 1:
+        _serve_asgi(Gateway(settings), settings.gateway.host, settings.gateway.port)
+        return 0
+    import uvicorn
+
+    os.environ[_WORKER_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
+    uvicorn.run(
+        "kaitiaki.cli:gateway_worker",
+        factory=True,
+        workers=workers,
+        host=settings.gateway.host,
+        port=settings.gateway.port,
+        **_UVICORN_OPTIONS,
+    )
     return 0
 
 
