@@ -58,12 +58,14 @@ def cmd_issuer(args: argparse.Namespace) -> int:
 
 
 def cmd_refapi(args: argparse.Namespace) -> int:
+    from kaitiaki.iam import SecretStore
     from kaitiaki.refapi import create_app
 
     refapi = _settings(args).refapi
     if refapi is None:
         raise KaitiakiError("the settings have no [refapi] section")
-    _serve_asgi(create_app(refapi), refapi.host, refapi.port)
+    app = create_app(refapi, secrets=SecretStore(os.environ))
+    _serve_asgi(app, refapi.host, refapi.port)
     return 0
 
 
@@ -163,6 +165,27 @@ def cmd_deps_audit(args: argparse.Namespace) -> int:
     return 1 if open_findings else 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    import time
+
+    from kaitiaki.iam.keyring import KEY_KINDS
+    from kaitiaki.iam.rotation import ensure_rings, ring_for, rotate_key
+
+    settings = _settings(args)
+    if args.keys_command == "rotate":
+        rotation = rotate_key(args.kind, settings, int(time.time()))
+        print(
+            f"rotated {rotation.kind}: new key {rotation.new_kid}; "
+            f"{rotation.retired_kid or 'no previous key'} verifies until "
+            f"{rotation.verify_until}"
+        )
+        return 0
+    kids = ensure_rings(settings)
+    for kind, kid in zip(KEY_KINDS, kids, strict=True):
+        print(f"{kind:18} {kid}  {ring_for(kind, settings).current_path}")
+    return 0
+
+
 def cmd_deps(args: argparse.Namespace) -> int:
     if args.deps_command == "verify":
         return cmd_deps_verify(args)
@@ -195,7 +218,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     tail.add_argument("--limit", type=int, default=20)
     _deps_parser(commands, common)
+    _keys_parser(commands, common)
     return parser
+
+
+def _keys_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    from kaitiaki.iam.keyring import KEY_KINDS
+
+    keys = commands.add_parser("keys", help="the keys Kaitiaki holds", parents=[common])
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser(
+        "list", help="generate missing keys; show the current ones", parents=[common]
+    )
+    rotate = keys_commands.add_parser(
+        "rotate",
+        help="new current key; the old one verifies for the overlap",
+        parents=[common],
+    )
+    rotate.add_argument("kind", choices=KEY_KINDS)
 
 
 def _deps_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -234,6 +274,7 @@ _COMMANDS = {
     "token": cmd_token,
     "audit": cmd_audit,
     "deps": cmd_deps,
+    "keys": cmd_keys,
 }
 
 

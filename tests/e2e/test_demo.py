@@ -57,6 +57,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     ports = free_port(), free_port(), free_port()
     config = root / "kaitiaki.toml"
     config.write_text(_config(*ports))
+    config.chmod(0o600)
     log = (root / "demo.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "kaitiaki", "demo", "--config", str(config)],

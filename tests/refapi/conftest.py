@@ -15,7 +15,10 @@ from kaitiaki.settings import RefApiSettings
 @pytest.fixture
 def refapi_settings(tmp_path: Path) -> RefApiSettings:
     # A directory that does not exist yet: the app must create it.
-    return RefApiSettings(database_url=f"sqlite:///{tmp_path}/var/refapi.sqlite")
+    return RefApiSettings(
+        database_url=f"sqlite:///{tmp_path}/var/refapi.sqlite",
+        key_dir=str(tmp_path / "keys"),
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,150 @@
+"""Patient-identifying fields are sealed at rest, in SQLite and PostgreSQL.
+
+The raw rows are read back with plain SQL: no NHI, name, birth date, phone
+or address may appear in clear, while read and identifier search still work,
+and key rotation re-protects every row under the new keys.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from refapi_support import TestClient
+from sqlalchemy import create_engine, text
+
+from kaitiaki.iam.keyring import KeyRing
+from kaitiaki.refapi import create_app
+from kaitiaki.refapi.protect import reprotect_database
+from kaitiaki.settings import RefApiSettings
+
+SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+NHI = "https://standards.digital.health.nz/ns/nhi-id"
+PATIENT = {
+    "resourceType": "Patient",
+    "identifier": [{"system": NHI, "value": "ZAT2518"}],
+    "name": [{"family": "Wharepapa", "given": ["Hinemoa"]}],
+    "birthDate": "1987-03-14",
+    "telecom": [{"system": "phone", "value": "021-555-0199"}],
+    "address": [{"line": ["12 Tītī Street"], "city": "Ōtautahi"}],
+    "gender": "female",
+}
+CLEAR_FORBIDDEN = (
+    "ZAT2518",
+    "Wharepapa",
+    "Hinemoa",
+    "1987-03-14",
+    "021-555-0199",
+    "Tītī",
+    "Ōtautahi",
+    "ZZZ0016",
+)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/refapi.sqlite"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    schema = f"refapi_rest_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        yield f"{SERVER_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _raw_rows(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT * FROM refapi_resource")).all()
+            rows += conn.execute(text("SELECT * FROM refapi_token")).all()
+    finally:
+        engine.dispose()
+    return "\n".join(repr(tuple(row)) for row in rows)
+
+
+def _exercise(url: str, key_dir: Path) -> None:
+    settings = RefApiSettings(database_url=url, key_dir=str(key_dir))
+    with TestClient(create_app(settings)) as client:
+        created = client.post("/fhir/Patient", json=PATIENT)
+        assert created.status_code == 201
+        patient_id = created.json()["id"]
+
+        raw = _raw_rows(url)
+        for value in CLEAR_FORBIDDEN:
+            assert value not in raw, value
+
+        read = client.get(f"/fhir/Patient/{patient_id}").json()
+        assert read["name"] == PATIENT["name"]
+        assert read["birthDate"] == PATIENT["birthDate"]
+        found = client.get("/fhir/Patient", params={"identifier": f"{NHI}|ZAT2518"})
+        assert [e["resource"]["id"] for e in found.json()["entry"]] == [patient_id]
+        assert client.get("/fhir/Patient?identifier=ZZZ0016").json()["total"] == 1
+
+
+def _rotate_and_check(url: str, key_dir: Path) -> None:
+    settings = RefApiSettings(database_url=url, key_dir=str(key_dir))
+    data = KeyRing.in_store("refapi-data", key_dir)
+    index = KeyRing.in_store("identifier-hmac", key_dir)
+    old_data, old_index = data.current().kid, index.current().kid
+    now = int(time.time())
+    data.rotate(now, 3600)
+    index.rotate(now, 3600)
+
+    assert reprotect_database(settings, now) >= 10
+    assert reprotect_database(settings, now) == 0
+
+    raw = _raw_rows(url)
+    assert str(old_data) not in raw and str(old_index) not in raw
+    for value in CLEAR_FORBIDDEN:
+        assert value not in raw, value
+    with TestClient(create_app(settings)) as client:
+        found = client.get("/fhir/Patient", params={"identifier": "ZAT2518"}).json()
+        assert found["entry"][0]["resource"]["name"] == PATIENT["name"]
+
+
+def test_at_rest_sqlite_rows_hold_no_identifying_values(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    _exercise(sqlite_url, tmp_path / "keys")
+    _rotate_and_check(sqlite_url, tmp_path / "keys")
+
+
+@pytest.mark.postgres
+def test_at_rest_postgres_rows_hold_no_identifying_values(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    _exercise(postgres_url, tmp_path / "keys")
+    _rotate_and_check(postgres_url, tmp_path / "keys")
+
+
+def test_at_rest_search_during_overlap_before_reindex(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    key_dir = tmp_path / "keys"
+    settings = RefApiSettings(database_url=sqlite_url, key_dir=str(key_dir))
+    with TestClient(create_app(settings)):
+        pass
+    KeyRing.in_store("identifier-hmac", key_dir).rotate(int(time.time()), 3600)
+    KeyRing.in_store("refapi-data", key_dir).rotate(int(time.time()), 3600)
+
+    from kaitiaki.refapi.protect import FieldProtector
+    from kaitiaki.refapi.search import parse_search
+    from kaitiaki.refapi.store import ResourceStore
+
+    engine = create_engine(sqlite_url)
+    store = ResourceStore(engine, FieldProtector.for_settings(settings))
+    total, found = store.search(parse_search("Patient", [("identifier", "ZZZ0016")]))
+    engine.dispose()
+    assert total == 1 and found[0]["identifier"][0]["value"] == "ZZZ0016"
