@@ -39,11 +39,31 @@ def _serve_asgi(app: Any, host: str, port: int) -> None:
     uvicorn.Server(config).run()
 
 
+def _checked_settings(args: argparse.Namespace) -> Settings:
+    from kaitiaki.iam.startup import refuse_unsafe_start, secret_store
+
+    settings = _settings(args)
+    refuse_unsafe_start(settings, secret_store(settings, os.environ))
+    return settings
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from kaitiaki.gateway.app import Gateway
 
-    settings = _settings(args)
-    _serve_asgi(Gateway(settings), settings.gateway.host, settings.gateway.port)
+    settings = _checked_settings(args)
+    gateway = Gateway(settings)
+    if not settings.admin.enabled:
+        _serve_asgi(gateway, settings.gateway.host, settings.gateway.port)
+        return 0
+
+    from kaitiaki.iam.admin import create_admin_app
+    from kaitiaki.iam.listeners import serve_together
+    from kaitiaki.iam.policy import load_policies
+
+    policies = load_policies(settings.admin.policy_file)
+    admin = create_admin_app(gateway, policies, lambda: _checked_settings(args))
+    host, port = settings.gateway.host, settings.gateway.port
+    serve_together(gateway, host, port, admin, settings.admin)
     return 0
 
 

@@ -229,6 +229,9 @@ class AdminSettings(_Frozen):
     tls_key: str | None = None
     # A CA bundle here turns on mTLS: clients must present a certificate.
     client_ca: str | None = None
+    # The kill switch's state: suspended client ids, kept across restarts.
+    suspensions_file: str = "var/admin/suspended-clients.json"
+    audit_query_limit: int = Field(default=200, ge=1, le=10000)
 
     @property
     def mtls(self) -> bool:

@@ -1,0 +1,81 @@
+"""The gateway and its admin listener, two uvicorn servers on one event loop.
+
+They share one loop because the admin plane uses the gateway's HTTP session,
+JWKS cache, audit sink and kill switch. TLS is optional on the admin
+listener; with ``client_ca`` set, a client certificate is required (mTLS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from typing import Any
+
+import uvicorn
+
+from kaitiaki.settings import AdminSettings
+
+__all__ = ["admin_server_config", "serve_together"]
+
+logger = logging.getLogger("kaitiaki.iam.listeners")
+
+
+def _config(app: Any, host: str, port: int, **tls: Any) -> uvicorn.Config:
+    # No access log: a request line can carry an NHI in its query string.
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        log_level="warning",
+        **tls,
+    )
+
+
+def admin_server_config(app: Any, admin: AdminSettings) -> uvicorn.Config:
+    """The admin listener's server settings, with TLS and mTLS when configured."""
+    tls: dict[str, Any] = {}
+    if admin.tls_cert and admin.tls_key:
+        tls = {"ssl_certfile": admin.tls_cert, "ssl_keyfile": admin.tls_key}
+    if admin.client_ca:
+        tls.update(ssl_ca_certs=admin.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return _config(app, admin.host, admin.port, **tls)
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:
+        """Signals are handled once, for both servers, by :func:`serve_together`."""
+
+
+async def _serve(servers: list[_Server]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    tasks = [asyncio.create_task(server._serve()) for server in servers]
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+def serve_together(
+    gateway_app: Any, host: str, port: int, admin_app: Any, admin: AdminSettings
+) -> None:
+    """Run the gateway and the admin listener until a signal or a failure."""
+    servers = [
+        _Server(_config(gateway_app, host, port)),
+        _Server(admin_server_config(admin_app, admin)),
+    ]
+    logger.info("admin listener on %s:%d", admin.host, admin.port)
+    asyncio.run(_serve(servers))
