@@ -206,6 +206,26 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from kaitiaki.iam.checkconfig import check_config, exit_status
+
+    findings = check_config(Path(args.file))
+    for finding in findings:
+        print(finding)
+    status = exit_status(
+        findings, strict=args.strict, allow_examples=args.allow_examples
+    )
+    counts = {
+        level: sum(f.level == level for f in findings)
+        for level in ("error", "warning", "example")
+    }
+    print(
+        f"check-config {args.file}: {counts['error']} errors, "
+        f"{counts['warning']} warnings, {counts['example']} example values"
+    )
+    return status
+
+
 def cmd_deps(args: argparse.Namespace) -> int:
     if args.deps_command == "verify":
         return cmd_deps_verify(args)
@@ -239,6 +259,16 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--limit", type=int, default=20)
     _deps_parser(commands, common)
     _keys_parser(commands, common)
+    check = commands.add_parser(
+        "check-config", help="report what in a settings file weakens the gateway"
+    )
+    check.add_argument("file")
+    check.add_argument("--strict", action="store_true", help="warnings fail too")
+    check.add_argument(
+        "--allow-examples",
+        action="store_true",
+        help="documentation placeholders do not fail (for the example file)",
+    )
     return parser
 
 
@@ -295,6 +325,7 @@ _COMMANDS = {
     "audit": cmd_audit,
     "deps": cmd_deps,
     "keys": cmd_keys,
+    "check-config": cmd_check_config,
 }
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from kaitiaki.errors import ConfigError
 
-__all__ = ["check_owner_only", "file_problem", "read_owner_only", "write_owner_only"]
+__all__ = [
+    "check_owner_only",
+    "file_problem",
+    "make_owner_only_dirs",
+    "read_owner_only",
+    "write_owner_only",
+]
 
 
 def file_problem(path: Path, *, uid: int | None = None) -> str | None:
@@ -54,10 +60,21 @@ def read_owner_only(path: Path, what: str) -> str:
         raise ConfigError(f"{what} {path} cannot be read: {exc}") from exc
 
 
+def make_owner_only_dirs(directory: Path) -> None:
+    """Create ``directory`` and each missing parent with mode 0700."""
+    missing = []
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    for candidate in reversed(missing):
+        candidate.mkdir(mode=0o700, exist_ok=True)
+
+
 def write_owner_only(path: Path, text: str) -> None:
     """Replace ``path`` atomically with ``text``, mode 0600, directory 0700."""
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_owner_only_dirs(path.parent)
         scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
