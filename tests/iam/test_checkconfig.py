@@ -11,6 +11,9 @@ from kaitiaki.cli import main
 from kaitiaki.iam.checkconfig import check_config
 
 ROOT = Path(__file__).parents[2]
+VAULT_INLINE = (
+    '[secrets.vault]\nurl = "http://127.0.0.1:8200"\ntoken = "hunter2-hunter2"\n'
+)
 BASE = """
 [gateway]
 upstream = "http://127.0.0.1:9/fhir"
@@ -42,7 +45,7 @@ def test_check_config_clean_file_passes(tmp_path: Path) -> None:
     ("extra", "expected"),
     [
         (
-            '[secrets.vault]\nurl = "http://127.0.0.1:8200"\ntoken = "hunter2-hunter2"\n',
+            VAULT_INLINE,
             ("error", "secrets.vault.token"),
         ),
         (

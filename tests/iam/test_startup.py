@@ -104,7 +104,7 @@ def test_startup_public_admin_with_mtls_accepted(tmp_path: Path) -> None:
 
     refuse_unsafe_start(settings, SecretStore({}))
     key.chmod(0o644)
-    with pytest.raises(ConfigError, match="admin.tls_key"):
+    with pytest.raises(ConfigError, match=r"admin\.tls_key"):
         refuse_unsafe_start(settings, SecretStore({}))
 
 
