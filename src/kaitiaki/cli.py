@@ -152,15 +152,24 @@ def cmd_deps_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _audited_requirements(args: argparse.Namespace) -> list[Any]:
+    from kaitiaki.deps import read_lock
+    from kaitiaki.deps.sbom import read_sbom
+
+    paths = args.requirements or ([] if args.sbom else list(_LOCKS))
+    requirements = [req for path in paths for req in read_lock(Path(path))]
+    return requirements + [req for path in args.sbom for req in read_sbom(Path(path))]
+
+
 def cmd_deps_audit(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from kaitiaki.deps import audit_requirements, load_advisories, read_lock
+    from kaitiaki.deps import audit_requirements, load_advisories
     from kaitiaki.deps.advisories import read_ignores
 
     advisories = load_advisories(Path(args.advisories))
     ignores = read_ignores(Path(args.ignore)) if Path(args.ignore).exists() else []
-    requirements = [req for path in args.requirements for req in read_lock(Path(path))]
+    requirements = _audited_requirements(args)
     findings = audit_requirements(
         requirements, advisories, ignores=ignores, today=dt.date.today()
     )
@@ -183,6 +192,50 @@ def cmd_deps_audit(args: argparse.Namespace) -> int:
         f"{len(findings) - len(open_findings)} ignored"
     )
     return 1 if open_findings else 0
+
+
+def cmd_deps_licences(args: argparse.Namespace) -> int:
+    from kaitiaki.deps.licences import licence_report
+
+    entries = licence_report()
+    lines = [f"{e.name}=={e.version}\t{e.licence}" for e in entries]
+    unknown = sum(entry.licence == "UNKNOWN" for entry in entries)
+    text = "\n".join(lines) + "\n"
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+    print(f"deps licences: {len(entries)} distributions, {unknown} without a licence")
+    return 0
+
+
+def cmd_deps_pip_audit(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from kaitiaki.deps.pipaudit import summarise_pip_audit
+
+    command = [
+        str(Path(sys.executable).with_name("pip-audit")),
+        "--disable-pip",
+        "--no-deps",
+        "--progress-spinner",
+        "off",
+        "-f",
+        "json",
+        *[arg for path in args.requirements or _LOCKS for arg in ("-r", path)],
+    ]
+    try:
+        result = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, timeout=args.timeout, check=False
+        )
+        output = result.stdout
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.info("pip-audit did not finish: %s", type(exc).__name__)
+        output = ""
+    summary = summarise_pip_audit(output)
+    print(summary.line())
+    return 1 if summary.vulnerable else 0
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
@@ -227,9 +280,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_deps(args: argparse.Namespace) -> int:
-    if args.deps_command == "verify":
-        return cmd_deps_verify(args)
-    return cmd_deps_audit(args)
+    commands = {
+        "verify": cmd_deps_verify,
+        "audit": cmd_deps_audit,
+        "licences": cmd_deps_licences,
+        "pip-audit": cmd_deps_pip_audit,
+    }
+    return commands[args.deps_command](args)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -310,7 +367,22 @@ def _deps_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         help="pinned requirements file (default: the lock files); repeatable",
     )
+    audit.add_argument(
+        "--sbom",
+        action="append",
+        default=[],
+        help="CycloneDX JSON SBOM whose PyPI components to audit; repeatable",
+    )
     audit.add_argument("--ignore", default="deps-ignore.toml")
+    licences = deps_commands.add_parser(
+        "licences", help="licence of every installed distribution"
+    )
+    licences.add_argument("--output", help="write the report here")
+    online = deps_commands.add_parser(
+        "pip-audit", help="pip-audit's online check, 'unavailable' when unreachable"
+    )
+    online.add_argument("--requirements", action="append", default=None)
+    online.add_argument("--timeout", type=float, default=60.0)
 
 
 _LOCKS = ["requirements.lock", "requirements-dev.lock"]
@@ -332,9 +404,8 @@ _COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    for name in ("lock", "requirements"):
-        if hasattr(args, name) and getattr(args, name) is None:
-            setattr(args, name, list(_LOCKS))
+    if hasattr(args, "lock") and args.lock is None:
+        args.lock = list(_LOCKS)
     logging.basicConfig(
         level=os.environ.get("KAITIAKI_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
