@@ -100,7 +100,11 @@ def cmd_token(args: argparse.Namespace) -> int:
     if client is None:
         raise KaitiakiError(f"no demo client named {args.client!r} in [dev_issuer]")
     response = fetch_token_sync(
-        settings.auth.issuer, client.client_id, Path(client.key_path), scope=args.scope
+        settings.auth.issuer,
+        client.client_id,
+        Path(client.key_path),
+        scope=args.scope,
+        resource=args.resource,
     )
     print(response.access_token)
     return 0
@@ -135,10 +139,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f'  curl -s -H "Authorization: Bearer $TOKEN" '
         f"-H 'Accept: application/fhir+json' '{base}/Patient?_count=2'\n"
         f"  curl -s -i '{base}/Patient'      # no token: 401\n"
-        f"  .venv/bin/kaitiaki audit tail    # one audit event per request\n",
+        f"  .venv/bin/kaitiaki audit tail    # one audit event per request\n"
+        f"{_admin_hint(settings)}",
         flush=True,
     )
     return processes.wait()
+
+
+def _admin_hint(settings: Settings) -> str:
+    admin = settings.admin
+    if not admin.enabled:
+        return ""
+    return (
+        f"\nAdmin plane on http://{admin.host}:{admin.port}/admin (loopback):\n"
+        f"  ADMIN=$(.venv/bin/kaitiaki token --client demo-admin "
+        f"--resource {admin.audience})\n"
+        f'  curl -s -H "Authorization: Bearer $ADMIN" '
+        f"http://{admin.host}:{admin.port}/admin/config\n"
+    )
 
 
 def cmd_deps_verify(args: argparse.Namespace) -> int:
@@ -308,6 +326,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--client", default="demo-system")
     token.add_argument("--scope", default=None)
+    token.add_argument(
+        "--resource", default=None, help="e.g. kaitiaki-admin for an admin token"
+    )
     audit = commands.add_parser("audit", help="read the audit trail", parents=[common])
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     tail = audit_commands.add_parser(

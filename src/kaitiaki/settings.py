@@ -157,6 +157,8 @@ class DevIssuerSettings(_Frozen):
     state_dir: str = "var/issuer"
     token_lifetime_seconds: int = Field(default=600, ge=30, le=600)
     audience: str
+    # Tokens for the admin plane, issued when a client asks for this resource.
+    admin_audience: str | None = None
     clients: tuple[DemoClient, ...] = ()
 
     @property
