@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,8 @@ _PUBLIC_MEMBERS = {
 }
 _METADATA = ("kid", "use", "alg", "key_ops")
 _RETIRED = "retired"
+# Key ids name files under retired/: no separators, no dot segments.
+_KID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _INDEX = "ring.json"
 
 
@@ -153,7 +156,8 @@ class KeyRing:
         except ValueError as exc:
             raise ConfigError(f"key ring index {path} is not valid JSON") from exc
         if not isinstance(data, dict) or not all(
-            isinstance(until, int) for until in data.values()
+            isinstance(until, int) and _KID.fullmatch(kid)
+            for kid, until in data.items()
         ):
             raise ConfigError(f"key ring index {path}: expected {{kid: time}}")
         return data
