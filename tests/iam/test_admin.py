@@ -6,7 +6,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import httpx
 import pytest
 import uvicorn
 
+from kaitiaki.errors import ConfigError
 from kaitiaki.gateway.app import Gateway
 from kaitiaki.iam.admin import create_admin_app
 from kaitiaki.iam.keyring import KeyRing
@@ -40,6 +41,8 @@ class AdminUnderTest:
     recorder: Recorder
     audit_path: Path
     key_dir: Path
+    app: Gateway
+    next_settings: list[Callable[[], Settings]]
 
     def events(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
@@ -112,7 +115,12 @@ def plane(tmp_path: Path) -> Iterator[AdminUnderTest]:
     ):
         settings = _settings(issuer.url, upstream.url, tmp_path)
         gateway = Gateway(settings)
-        app = create_admin_app(gateway, load_policies(None), lambda: settings)
+        next_settings: list[Callable[[], Settings]] = [lambda: settings]
+
+        def reload() -> Settings:
+            return next_settings[0]()
+
+        app = create_admin_app(gateway, load_policies(None), reload)
         with (
             SharedLoopServers(gateway, app) as (gw_url, admin_url),
             httpx.Client(base_url=admin_url, timeout=10) as admin_client,
@@ -125,6 +133,8 @@ def plane(tmp_path: Path) -> Iterator[AdminUnderTest]:
                 recorder,
                 tmp_path / "audit.jsonl",
                 tmp_path / "keys",
+                gateway,
+                next_settings,
             )
 
 
@@ -254,3 +264,34 @@ def test_admin_unknown_route_and_kind_not_found(plane: AdminUnderTest) -> None:
     token = plane.admin_token("admin:keys.rotate")
     assert plane.call("POST", "/admin/keys/nope/rotate", token).status_code == 404
     assert plane.call("GET", "/admin/nothing", token).status_code == 404
+
+
+def test_admin_reload_applies_new_settings(plane: AdminUnderTest) -> None:
+    current = plane.app.settings
+    limits = current.limits.model_copy(update={"default_rate": "7/minute"})
+    fresh = current.model_copy(update={"limits": limits})
+    plane.next_settings[0] = lambda: fresh
+
+    reply = plane.call(
+        "POST", "/admin/config/reload", plane.admin_token("admin:config.reload")
+    )
+
+    assert reply.status_code == 200 and reply.json()["reloaded"] is True
+    assert plane.app.settings.limits.default_rate == "7/minute"
+
+
+def test_admin_reload_refused_keeps_settings(plane: AdminUnderTest) -> None:
+    before = plane.app.settings
+
+    def broken() -> Settings:
+        raise ConfigError("settings file kaitiaki.toml has mode 0644")
+
+    plane.next_settings[0] = broken
+    reply = plane.call(
+        "POST", "/admin/config/reload", plane.admin_token("admin:config.reload")
+    )
+
+    assert reply.status_code == 400
+    assert "0644" not in reply.text
+    assert plane.app.settings is before
+    assert plane.events()[-1]["refusal_code"] == "reload_refused"

@@ -58,7 +58,9 @@ class AdminPolicies:
             raise ConfigError(f"{source}: not valid Cedar: {exc}") from exc
         if not result.validation_passed:
             problems = "; ".join(error.error for error in result.errors)
-            raise ConfigError(f"{source}: policies do not match the schema: {problems}")
+            raise ConfigError(
+                f"{source}: not valid Cedar for the admin schema: {problems}"
+            )
         self.text = text
         self.source = source
 
