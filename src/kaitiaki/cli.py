@@ -25,18 +25,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve_asgi(app: Any, host: str, port: int) -> None:
     import uvicorn
 
-    # No access log: a request line can carry an NHI in its query string.
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="on",
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        log_level="warning",
-    )
-    uvicorn.Server(config).run()
+    from kaitiaki.iam.listeners import server_config
+
+    uvicorn.Server(server_config(app, host, port)).run()
 
 
 def _checked_settings(args: argparse.Namespace) -> Settings:

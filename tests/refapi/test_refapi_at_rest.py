@@ -8,8 +8,6 @@ and key rotation re-protects every row under the new keys.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,6 @@ from kaitiaki.refapi import create_app
 from kaitiaki.refapi.protect import reprotect_database
 from kaitiaki.settings import RefApiSettings
 
-SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NHI = "https://standards.digital.health.nz/ns/nhi-id"
 PATIENT = {
     "resourceType": "Patient",
@@ -47,20 +44,6 @@ CLEAR_FORBIDDEN = (
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/refapi.sqlite"
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    schema = f"refapi_rest_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield f"{SERVER_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def _raw_rows(url: str) -> str:

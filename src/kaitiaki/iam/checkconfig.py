@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from kaitiaki.iam.files import file_problem
 from kaitiaki.iam.masking import is_secret_key
-from kaitiaki.iam.secrets import ACCEPTED_FORMS, parse_reference
+from kaitiaki.iam.secrets import ACCEPTED_FORMS, is_reference
 from kaitiaki.iam.startup import admin_problems, is_loopback, secret_references
 from kaitiaki.settings import Settings
 
@@ -56,18 +56,10 @@ def _walk(data: Any, prefix: str = "") -> Iterator[tuple[str, str, Any]]:
             yield from _walk(item, f"{prefix}[{index}]")
 
 
-def _is_reference(value: str) -> bool:
-    try:
-        parse_reference(value)
-    except ValueError:
-        return False
-    return True
-
-
 def _secret_findings(key: str, name: str, value: Any) -> Iterator[Finding]:
     if not isinstance(value, str):
         return
-    if is_secret_key(name) and not _is_reference(value):
+    if is_secret_key(name) and not is_reference(value):
         yield Finding(
             "error", key, f"inline secret; write a reference: {ACCEPTED_FORMS}"
         )

@@ -17,12 +17,13 @@ import uvicorn
 
 from kaitiaki.settings import AdminSettings
 
-__all__ = ["admin_server_config", "serve_together"]
+__all__ = ["admin_server_config", "serve_together", "server_config"]
 
 logger = logging.getLogger("kaitiaki.iam.listeners")
 
 
-def _config(app: Any, host: str, port: int, **tls: Any) -> uvicorn.Config:
+def server_config(app: Any, host: str, port: int, **tls: Any) -> uvicorn.Config:
+    """The uvicorn settings of every Kaitiaki listener."""
     # No access log: a request line can carry an NHI in its query string.
     return uvicorn.Config(
         app,
@@ -44,15 +45,10 @@ def admin_server_config(app: Any, admin: AdminSettings) -> uvicorn.Config:
         tls = {"ssl_certfile": admin.tls_cert, "ssl_keyfile": admin.tls_key}
     if admin.client_ca:
         tls.update(ssl_ca_certs=admin.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
-    return _config(app, admin.host, admin.port, **tls)
+    return server_config(app, admin.host, admin.port, **tls)
 
 
-class _Server(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        """Signals are handled once, for both servers, by :func:`serve_together`."""
-
-
-async def _serve(servers: list[_Server]) -> None:
+async def _serve(servers: list[uvicorn.Server]) -> None:
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -61,6 +57,8 @@ async def _serve(servers: list[_Server]) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop)
+    # Server._serve is serve() without uvicorn's per-server signal capture,
+    # which cannot serve two servers on one loop; signals are handled above.
     tasks = [asyncio.create_task(server._serve()) for server in servers]
     done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop()
@@ -74,8 +72,8 @@ def serve_together(
 ) -> None:
     """Run the gateway and the admin listener until a signal or a failure."""
     servers = [
-        _Server(_config(gateway_app, host, port)),
-        _Server(admin_server_config(admin_app, admin)),
+        uvicorn.Server(server_config(gateway_app, host, port)),
+        uvicorn.Server(admin_server_config(admin_app, admin)),
     ]
     logger.info("admin listener on %s:%d", admin.host, admin.port)
     asyncio.run(_serve(servers))

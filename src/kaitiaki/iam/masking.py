@@ -11,7 +11,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kaitiaki.iam.secrets import parse_reference
+from kaitiaki.iam.secrets import is_reference
 
 __all__ = ["MASK", "is_secret_key", "masked"]
 
@@ -25,14 +25,6 @@ _SECRET_KEY = re.compile(
 def is_secret_key(name: str) -> bool:
     """Whether a settings key, by its name, holds a secret."""
     return bool(_SECRET_KEY.search(name))
-
-
-def _is_reference(value: str) -> bool:
-    try:
-        parse_reference(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _mask_url(value: str) -> str:
@@ -55,7 +47,7 @@ def _mask_value(key: str, value: Any) -> Any:
         return [_mask_value(key, item) for item in value]
     if not isinstance(value, str):
         return value
-    if is_secret_key(key) and not _is_reference(value):
+    if is_secret_key(key) and not is_reference(value):
         return MASK
     return _mask_url(value) if "://" in value else value
 

@@ -27,6 +27,7 @@ __all__ = [
     "SecretRef",
     "SecretReference",
     "SecretStore",
+    "is_reference",
     "parse_reference",
 ]
 
@@ -112,6 +113,15 @@ def parse_reference(text: str) -> SecretRef:
         if match:
             return SecretRef("vault", match.group(1), match.group(2))
     raise _inline_refused()
+
+
+def is_reference(text: str) -> bool:
+    """Whether ``text`` is a secret reference (and so not an inline secret)."""
+    try:
+        parse_reference(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _validate(value: object) -> SecretRef:
