@@ -132,3 +132,24 @@ def test_serve_refuses_loose_settings_file(
 
     assert main(["serve", "--config", str(path)]) == 2
     assert "chmod 600" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["file", "retired", "directory"])
+def test_startup_refuses_loose_key_store(tmp_path: Path, target: str) -> None:
+    from kaitiaki.iam.keyring import KeyRing
+
+    keys = tmp_path / "keys"
+    settings = parse_settings(BASE + f'[keys]\ndir = "{keys}"\n', source="t")
+    ring = KeyRing.in_store("upstream", keys)
+    ring.ensure()
+    ring.rotate(1_800_000_000, 3600)
+    refuse_unsafe_start(settings, SecretStore({}))
+    loose = {
+        "file": ring.current_path,
+        "retired": next((ring.directory / "retired").glob("*.jwk")),
+        "directory": ring.directory,
+    }[target]
+    loose.chmod(0o755 if target == "directory" else 0o644)
+
+    with pytest.raises(ConfigError, match="group or others"):
+        refuse_unsafe_start(settings, SecretStore({}))

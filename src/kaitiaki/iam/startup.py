@@ -21,6 +21,7 @@ __all__ = [
     "admin_problems",
     "credential_problems",
     "is_loopback",
+    "key_problems",
     "refuse_unsafe_start",
     "secret_references",
     "secret_store",
@@ -145,9 +146,33 @@ def admin_problems(admin: AdminSettings) -> list[str]:
     return problems
 
 
+def key_problems(settings: Settings) -> list[str]:
+    """Loose or foreign-owned key files and key directories in the key store."""
+    from kaitiaki.iam.keyring import KEY_KINDS
+    from kaitiaki.iam.rotation import ring_for
+
+    problems = []
+    for kind in KEY_KINDS:
+        ring = ring_for(kind, settings)
+        if not ring.directory.is_dir():
+            continue
+        if ring.directory.stat().st_mode & 0o077:
+            problems.append(
+                f"key directory {ring.directory} is open to group or others; "
+                f"run 'chmod 700 {ring.directory}'"
+            )
+        files = [ring.current_path, *sorted((ring.directory / "retired").glob("*"))]
+        for path in files:
+            problem = file_problem(path) if path.exists() else None
+            if problem is not None:
+                problems.append(f"{kind} key file {path} {problem}")
+    return problems
+
+
 def refuse_unsafe_start(settings: Settings, store: SecretStore) -> None:
     """Raise :class:`ConfigError` listing every reason not to start."""
     problems = credential_problems(settings, store) + admin_problems(settings.admin)
+    problems += key_problems(settings)
     if problems:
         raise ConfigError("refusing to start: " + "; ".join(problems))
 
