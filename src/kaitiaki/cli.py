@@ -207,9 +207,8 @@ def cmd_deps_licences(args: argparse.Namespace) -> int:
     from kaitiaki.deps.licences import licence_report
 
     entries = licence_report()
-    lines = [f"{e.name}=={e.version}\t{e.licence}" for e in entries]
     unknown = sum(entry.licence == "UNKNOWN" for entry in entries)
-    text = "\n".join(lines) + "\n"
+    text = "".join(f"{e.name}=={e.version}\t{e.licence}\n" for e in entries)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text, encoding="utf-8")
@@ -220,29 +219,10 @@ def cmd_deps_licences(args: argparse.Namespace) -> int:
 
 
 def cmd_deps_pip_audit(args: argparse.Namespace) -> int:
-    import subprocess
+    from kaitiaki.deps.pipaudit import run_pip_audit
 
-    from kaitiaki.deps.pipaudit import summarise_pip_audit
-
-    command = [
-        str(Path(sys.executable).with_name("pip-audit")),
-        "--disable-pip",
-        "--no-deps",
-        "--progress-spinner",
-        "off",
-        "-f",
-        "json",
-        *[arg for path in args.requirements or _LOCKS for arg in ("-r", path)],
-    ]
-    try:
-        result = subprocess.run(  # noqa: S603
-            command, capture_output=True, text=True, timeout=args.timeout, check=False
-        )
-        output = result.stdout
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        logger.info("pip-audit did not finish: %s", type(exc).__name__)
-        output = ""
-    summary = summarise_pip_audit(output)
+    executable = Path(sys.executable).with_name("pip-audit")
+    summary = run_pip_audit(executable, args.requirements or _LOCKS, args.timeout)
     print(summary.line())
     return 1 if summary.vulnerable else 0
 

@@ -8,10 +8,16 @@ proves nothing and is reported as unavailable, never as a pass.
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-__all__ = ["PipAuditSummary", "summarise_pip_audit"]
+__all__ = ["PipAuditSummary", "run_pip_audit", "summarise_pip_audit"]
+
+logger = logging.getLogger("kaitiaki.deps.pipaudit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,10 @@ class PipAuditSummary:
         return self.audited > 0
 
     def line(self) -> str:
+        if not self.available and not self.skipped:
+            return (
+                "pip-audit: unavailable (no report: not installed, failed or timed out)"
+            )
         if not self.available:
             return (
                 f"pip-audit: unavailable ({self.skipped} packages could not be "
@@ -61,3 +71,27 @@ def summarise_pip_audit(text: str) -> PipAuditSummary:
                 f"{vuln.get('id', '?')}"
             )
     return PipAuditSummary(audited, skipped, tuple(vulnerable))
+
+
+def run_pip_audit(
+    executable: Path, requirements: Sequence[str], timeout: float
+) -> PipAuditSummary:
+    """Run pip-audit over pinned ``requirements``; never waits past ``timeout``."""
+    command = [
+        str(executable),
+        "--disable-pip",
+        "--no-deps",
+        "--progress-spinner",
+        "off",
+        "-f",
+        "json",
+        *[arg for path in requirements for arg in ("-r", path)],
+    ]
+    try:
+        result = subprocess.run(  # noqa: S603
+            command, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        logger.info("pip-audit did not finish: %s", type(exc).__name__)
+        return PipAuditSummary(0, 0, ())
+    return summarise_pip_audit(result.stdout)

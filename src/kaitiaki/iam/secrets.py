@@ -68,8 +68,8 @@ class Secret:
             return NotImplemented
         return hmac.compare_digest(self.reveal_bytes(), other.reveal_bytes())
 
-    def __hash__(self) -> int:
-        return hash(self.source)
+    # Equal values must hash alike, and a hash of the value would leak: unhashable.
+    __hash__ = None  # type: ignore[assignment]
 
     def __reduce__(self) -> Any:
         raise TypeError("a Secret cannot be pickled")
