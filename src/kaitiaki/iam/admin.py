@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -108,15 +110,16 @@ class AdminPlane:
         self, request: Request, route: str, status: int, **fields: Any
     ) -> AuditEvent:
         client = request.client.host if request.client else "unknown"
+        started = request.state.started
         return AuditEvent(
             time=datetime.fromtimestamp(self._gateway.clock(), UTC).isoformat(),
             instance=self.settings.gateway.instance,
-            correlation_id=request.headers.get("x-correlation-id", "-")[:64],
+            correlation_id=request.state.correlation_id,
             method=request.method,
             route=route,
             status=status,
             client_address=client,
-            latency_ms=0.0,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
             **fields,
         )
 
@@ -136,6 +139,9 @@ class AdminPlane:
         self, request: Request, action: str, route: str, target: str, work: Work
     ) -> Response:
         """Authenticate, decide, audit, act, audit: the one way through."""
+        # Both events of one request share an id of ours, never the caller's.
+        request.state.correlation_id = str(uuid.uuid4())
+        request.state.started = time.perf_counter()
         resource = f"{ADMIN_ACTIONS[action]}:{target}"
         who: dict[str, Any] = {
             "interaction": f"admin.{action}",
@@ -259,10 +265,11 @@ async def _act(work: Work, request: Request, principal: Principal) -> dict[str, 
         return await work(request, principal)
     except Refusal:
         raise
-    except KaitiakiError as exc:
+    except (KaitiakiError, OSError, sqlite3.Error, ValueError) as exc:
         logger.error("admin action failed: %s", exc)
         raise DependencyUnavailable(
-            "The admin action failed; see the gateway log.", detail=exc.code
+            "The admin action failed; see the gateway log.",
+            detail=getattr(exc, "code", "action_failed"),
         ) from exc
 
 
