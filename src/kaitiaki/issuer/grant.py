@@ -134,9 +134,13 @@ class Issuer:
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
-        return introspect_token(
-            token, self.state.signing_key, issuer=self.settings.url, now=now
-        )
+        # Tokens signed before a rotation stay active during its overlap.
+        result: dict[str, Any] = {"active": False}
+        for key in (self.state.signing_key, *self.state.retired_keys):
+            result = introspect_token(token, key, issuer=self.settings.url, now=now)
+            if result["active"]:
+                break
+        return result
 
     def metadata(self) -> dict[str, Any]:
         """Authorisation server metadata (RFC 8414, OIDC Discovery)."""
