@@ -176,7 +176,7 @@ class RefApiSettings(_Frozen):
     database_password: SecretReference | None = None
     fhir_base: str = "/fhir"
     # Key rings of the at-rest encryption ("refapi-data") and the blind index
-    # ("identifier-hmac"); created owner-only on first start.
+    # ("refapi-index"); created owner-only on first start.
     key_dir: str = "var/keys"
 
     @property

@@ -96,7 +96,9 @@ def test_keyring_refuses_loose_key_file(tmp_path: Path) -> None:
         ring.rotate(NOW, OVERLAP)
 
 
-@pytest.mark.parametrize("kind", ["upstream", "identifier-hmac", "refapi-data"])
+@pytest.mark.parametrize(
+    "kind", ["upstream", "identifier-hmac", "refapi-data", "refapi-index"]
+)
 def test_public_jwk_refuses_symmetric_keys(tmp_path: Path, kind: KeyKind) -> None:
     key = KeyRing.in_store(kind, tmp_path).ensure()
 

@@ -79,7 +79,7 @@ def _exercise(url: str, key_dir: Path) -> None:
 def _rotate_and_check(url: str, key_dir: Path) -> None:
     settings = RefApiSettings(database_url=url, key_dir=str(key_dir))
     data = KeyRing.in_store("refapi-data", key_dir)
-    index = KeyRing.in_store("identifier-hmac", key_dir)
+    index = KeyRing.in_store("refapi-index", key_dir)
     old_data, old_index = data.current().kid, index.current().kid
     now = int(time.time())
     data.rotate(now, 3600)
@@ -119,7 +119,7 @@ def test_at_rest_search_during_overlap_before_reindex(
     settings = RefApiSettings(database_url=sqlite_url, key_dir=str(key_dir))
     with TestClient(create_app(settings)):
         pass
-    KeyRing.in_store("identifier-hmac", key_dir).rotate(int(time.time()), 3600)
+    KeyRing.in_store("refapi-index", key_dir).rotate(int(time.time()), 3600)
     KeyRing.in_store("refapi-data", key_dir).rotate(int(time.time()), 3600)
 
     from kaitiaki.refapi.protect import FieldProtector

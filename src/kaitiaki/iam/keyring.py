@@ -34,7 +34,12 @@ __all__ = [
 ]
 
 KeyKind = Literal[
-    "issuer", "audit-checkpoint", "upstream", "identifier-hmac", "refapi-data"
+    "issuer",
+    "audit-checkpoint",
+    "upstream",
+    "identifier-hmac",
+    "refapi-data",
+    "refapi-index",
 ]
 KEY_KINDS: tuple[KeyKind, ...] = (
     "issuer",
@@ -42,6 +47,7 @@ KEY_KINDS: tuple[KeyKind, ...] = (
     "upstream",
     "identifier-hmac",
     "refapi-data",
+    "refapi-index",
 )
 
 logger = logging.getLogger("kaitiaki.iam.keyring")

@@ -15,7 +15,7 @@ from kaitiaki.settings import Settings
 
 __all__ = ["ensure_rings", "ring_for", "rotate_key"]
 
-_REFAPI_KINDS = ("identifier-hmac", "refapi-data")
+_REFAPI_KINDS = ("refapi-data", "refapi-index")
 
 
 def ring_for(kind: str, settings: Settings) -> KeyRing:

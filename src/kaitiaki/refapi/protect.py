@@ -3,7 +3,7 @@
 Names, identifiers, birth date, telecom, address, contacts and photos leave
 the stored JSON and are sealed together (envelope encryption, key ring
 ``refapi-data``), bound to the row's type and id. Identifier values in the
-search index are a keyed blind index (key ring ``identifier-hmac``), so
+search index are a keyed blind index (key ring ``refapi-index``), so
 search by identifier works without the value being stored in clear.
 """
 
@@ -78,7 +78,7 @@ class FieldProtector:
         key_dir = Path(settings.key_dir)
         return cls(
             KeyRing.in_store("refapi-data", key_dir),
-            KeyRing.in_store("identifier-hmac", key_dir),
+            KeyRing.in_store("refapi-index", key_dir),
         )
 
     def refresh(self, now: int | None = None) -> None:
