@@ -7,6 +7,7 @@ and key rotation re-protects every row under the new keys.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -131,3 +132,52 @@ def test_at_rest_search_during_overlap_before_reindex(
     total, found = store.search(parse_search("Patient", [("identifier", "ZZZ0016")]))
     engine.dispose()
     assert total == 1 and found[0]["identifier"][0]["value"] == "ZZZ0016"
+
+
+def test_at_rest_rows_from_before_protection_are_protected_on_start(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE refapi_resource (resource_type VARCHAR(64), "
+                "id VARCHAR(64), version INTEGER NOT NULL, last_updated VARCHAR(40) "
+                "NOT NULL, content TEXT NOT NULL, PRIMARY KEY (resource_type, id))"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TABLE refapi_token (pk INTEGER PRIMARY KEY, resource_type "
+                "VARCHAR(64) NOT NULL, resource_id VARCHAR(64) NOT NULL, kind "
+                "VARCHAR(32) NOT NULL, system VARCHAR(1024) NOT NULL, value "
+                "VARCHAR(1024) NOT NULL)"
+            )
+        )
+        meta = {"versionId": "1", "lastUpdated": "2026-01-01T00:00:00Z"}
+        stored = {**PATIENT, "id": "old-1", "meta": meta}
+        conn.execute(
+            text(
+                "INSERT INTO refapi_resource VALUES ('Patient', 'old-1', 1, "
+                "'2026-01-01T00:00:00Z', :content)"
+            ),
+            {"content": json.dumps(stored)},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO refapi_token (resource_type, resource_id, kind, system, "
+                "value) VALUES ('Patient', 'old-1', 'identifier', :system, 'ZAT2518')"
+            ),
+            {"system": NHI},
+        )
+    engine.dispose()
+    settings = RefApiSettings(database_url=sqlite_url, key_dir=str(tmp_path / "keys"))
+
+    with TestClient(create_app(settings)) as client:
+        found = client.get("/fhir/Patient", params={"identifier": "ZAT2518"}).json()
+        assert [e["resource"]["id"] for e in found["entry"]] == ["old-1"]
+        assert client.get("/fhir/Patient/old-1").json()["name"] == PATIENT["name"]
+
+    raw = _raw_rows(sqlite_url)
+    for value in CLEAR_FORBIDDEN[:-1]:
+        assert value not in raw, value
