@@ -146,3 +146,23 @@ def test_file_problem_names_another_owner(tmp_path: Path) -> None:
     problem = file_problem(path, uid=os.geteuid() + 1)
 
     assert problem is not None and "owned by uid" in problem
+
+
+def test_refapi_database_password_comes_from_the_store() -> None:
+    from kaitiaki.refapi import create_app
+    from kaitiaki.refapi.app import open_engine
+    from kaitiaki.settings import RefApiSettings
+
+    url = "postgresql+psycopg://app@127.0.0.1:5432/test"
+    settings = RefApiSettings(database_url=url, database_password="env:PGPASS")
+    secret = SecretStore({"PGPASS": VALUE}).resolve(
+        "env:PGPASS", setting="refapi.database_password"
+    )
+
+    engine = open_engine(url, secret)
+
+    assert engine.url.password == VALUE
+    assert VALUE not in repr(engine.url) and VALUE not in str(engine.url)
+    engine.dispose()
+    with pytest.raises(ConfigError, match="database_password"):
+        create_app(settings)
