@@ -195,6 +195,7 @@ def start_kaitiaki(
     port = free_port()
     config = fixture.root / f"{name}.toml"
     config.write_text(gateway_settings(fixture, upstream, port, workers, extra))
+    config.chmod(0o600)  # the gateway refuses settings others can read
     argv = [sys.executable, "-m", "kaitiaki", "serve", "--config", str(config)]
     return start_python(name, argv, port, fixture.root)
 

@@ -22,22 +22,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-# No access log: a request line can carry an NHI in its query string. Proxy
-# headers off: the client address is the socket peer.
-_UVICORN_OPTIONS: dict[str, Any] = {
-    "lifespan": "on",
-    "access_log": False,
-    "server_header": False,
-    "proxy_headers": False,
-    "log_level": "warning",
-}
-
-
 def _serve_asgi(app: Any, host: str, port: int) -> None:
     import uvicorn
 
-    config = uvicorn.Config(app, host=host, port=port, **_UVICORN_OPTIONS)
-    uvicorn.Server(config).run()
+    from kaitiaki.iam.listeners import server_config
+
+    uvicorn.Server(server_config(app, host, port)).run()
+
+
+def _checked_settings(args: argparse.Namespace) -> Settings:
+    from kaitiaki.iam.startup import refuse_unsafe_start, secret_store
+
+    settings = _settings(args)
+    refuse_unsafe_start(settings, secret_store(settings, os.environ))
+    return settings
 
 
 _WORKER_CONFIG = "KAITIAKI_WORKER_CONFIG"
@@ -59,25 +57,50 @@ def gateway_worker() -> Any:
     return Gateway(settings.model_copy(update={"gateway": gateway}))
 
 
+def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
+    """Several gateway processes sharing one listening socket."""
+    from uvicorn.supervisors import Multiprocess
+
+    from kaitiaki.iam.listeners import server_config
+
+    if settings.admin.enabled:
+        # The admin plane shares the gateway's event loop (its kill switch,
+        # caches and sink), which one worker process of many cannot offer.
+        raise KaitiakiError(
+            "gateway.workers > 1 cannot run with [admin] enabled = true; run the "
+            "admin plane on a single-worker gateway instance"
+        )
+    os.environ[_WORKER_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
+    config = server_config(
+        "kaitiaki.cli:gateway_worker",
+        settings.gateway.host,
+        settings.gateway.port,
+        factory=True,
+        workers=settings.gateway.workers,
+    )
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from kaitiaki.gateway.app import Gateway
 
-    settings = _settings(args)
-    workers = settings.gateway.workers
-    if workers == 1:
-        _serve_asgi(Gateway(settings), settings.gateway.host, settings.gateway.port)
+    settings = _checked_settings(args)
+    if settings.gateway.workers > 1:
+        return _serve_workers(args, settings)
+    gateway = Gateway(settings)
+    if not settings.admin.enabled:
+        _serve_asgi(gateway, settings.gateway.host, settings.gateway.port)
         return 0
-    import uvicorn
 
-    os.environ[_WORKER_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
-    uvicorn.run(
-        "kaitiaki.cli:gateway_worker",
-        factory=True,
-        workers=workers,
-        host=settings.gateway.host,
-        port=settings.gateway.port,
-        **_UVICORN_OPTIONS,
-    )
+    from kaitiaki.iam.admin import create_admin_app
+    from kaitiaki.iam.listeners import serve_together
+    from kaitiaki.iam.policy import load_policies
+
+    policies = load_policies(settings.admin.policy_file)
+    admin = create_admin_app(gateway, policies, lambda: _checked_settings(args))
+    host, port = settings.gateway.host, settings.gateway.port
+    serve_together(gateway, host, port, admin, settings.admin)
     return 0
 
 
@@ -92,12 +115,14 @@ def cmd_issuer(args: argparse.Namespace) -> int:
 
 
 def cmd_refapi(args: argparse.Namespace) -> int:
+    from kaitiaki.iam import SecretStore
     from kaitiaki.refapi import create_app
 
     refapi = _settings(args).refapi
     if refapi is None:
         raise KaitiakiError("the settings have no [refapi] section")
-    _serve_asgi(create_app(refapi), refapi.host, refapi.port)
+    app = create_app(refapi, secrets=SecretStore(os.environ))
+    _serve_asgi(app, refapi.host, refapi.port)
     return 0
 
 
@@ -112,7 +137,11 @@ def cmd_token(args: argparse.Namespace) -> int:
     if client is None:
         raise KaitiakiError(f"no demo client named {args.client!r} in [dev_issuer]")
     response = fetch_token_sync(
-        settings.auth.issuer, client.client_id, Path(client.key_path), scope=args.scope
+        settings.auth.issuer,
+        client.client_id,
+        Path(client.key_path),
+        scope=args.scope,
+        resource=args.resource,
     )
     print(response.access_token)
     return 0
@@ -147,10 +176,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f'  curl -s -H "Authorization: Bearer $TOKEN" '
         f"-H 'Accept: application/fhir+json' '{base}/Patient?_count=2'\n"
         f"  curl -s -i '{base}/Patient'      # no token: 401\n"
-        f"  .venv/bin/kaitiaki audit tail    # one audit event per request\n",
+        f"  .venv/bin/kaitiaki audit tail    # one audit event per request\n"
+        f"{_admin_hint(settings)}",
         flush=True,
     )
     return processes.wait()
+
+
+def _admin_hint(settings: Settings) -> str:
+    admin = settings.admin
+    if not admin.enabled:
+        return ""
+    return (
+        f"\nAdmin plane on http://{admin.host}:{admin.port}/admin (loopback):\n"
+        f"  ADMIN=$(.venv/bin/kaitiaki token --client demo-admin "
+        f"--resource {admin.audience})\n"
+        f'  curl -s -H "Authorization: Bearer $ADMIN" '
+        f"http://{admin.host}:{admin.port}/admin/config\n"
+    )
 
 
 def cmd_deps_verify(args: argparse.Namespace) -> int:
@@ -164,15 +207,24 @@ def cmd_deps_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _audited_requirements(args: argparse.Namespace) -> list[Any]:
+    from kaitiaki.deps import read_lock
+    from kaitiaki.deps.sbom import read_sbom
+
+    paths = args.requirements or ([] if args.sbom else list(_LOCKS))
+    requirements = [req for path in paths for req in read_lock(Path(path))]
+    return requirements + [req for path in args.sbom for req in read_sbom(Path(path))]
+
+
 def cmd_deps_audit(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from kaitiaki.deps import audit_requirements, load_advisories, read_lock
+    from kaitiaki.deps import audit_requirements, load_advisories
     from kaitiaki.deps.advisories import read_ignores
 
     advisories = load_advisories(Path(args.advisories))
     ignores = read_ignores(Path(args.ignore)) if Path(args.ignore).exists() else []
-    requirements = [req for path in args.requirements for req in read_lock(Path(path))]
+    requirements = _audited_requirements(args)
     findings = audit_requirements(
         requirements, advisories, ignores=ignores, today=dt.date.today()
     )
@@ -197,10 +249,79 @@ def cmd_deps_audit(args: argparse.Namespace) -> int:
     return 1 if open_findings else 0
 
 
+def cmd_deps_licences(args: argparse.Namespace) -> int:
+    from kaitiaki.deps.licences import licence_report
+
+    entries = licence_report()
+    unknown = sum(entry.licence == "UNKNOWN" for entry in entries)
+    text = "".join(f"{e.name}=={e.version}\t{e.licence}\n" for e in entries)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+    print(f"deps licences: {len(entries)} distributions, {unknown} without a licence")
+    return 0
+
+
+def cmd_deps_pip_audit(args: argparse.Namespace) -> int:
+    from kaitiaki.deps.pipaudit import run_pip_audit
+
+    executable = Path(sys.executable).with_name("pip-audit")
+    summary = run_pip_audit(executable, args.requirements or _LOCKS, args.timeout)
+    print(summary.line())
+    return 1 if summary.vulnerable else 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    import time
+
+    from kaitiaki.iam.keyring import KEY_KINDS
+    from kaitiaki.iam.rotation import ensure_rings, ring_for, rotate_key
+
+    settings = _settings(args)
+    if args.keys_command == "rotate":
+        rotation = rotate_key(args.kind, settings, int(time.time()))
+        print(
+            f"rotated {rotation.kind}: new key {rotation.new_kid}; "
+            f"{rotation.retired_kid or 'no previous key'} verifies until "
+            f"{rotation.verify_until}"
+        )
+        return 0
+    kids = ensure_rings(settings)
+    for kind, kid in zip(KEY_KINDS, kids, strict=True):
+        print(f"{kind:18} {kid}  {ring_for(kind, settings).current_path}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from kaitiaki.iam.checkconfig import check_config, exit_status
+
+    findings = check_config(Path(args.file))
+    for finding in findings:
+        print(finding)
+    status = exit_status(
+        findings, strict=args.strict, allow_examples=args.allow_examples
+    )
+    counts = {
+        level: sum(f.level == level for f in findings)
+        for level in ("error", "warning", "example")
+    }
+    print(
+        f"check-config {args.file}: {counts['error']} errors, "
+        f"{counts['warning']} warnings, {counts['example']} example values"
+    )
+    return status
+
+
 def cmd_deps(args: argparse.Namespace) -> int:
-    if args.deps_command == "verify":
-        return cmd_deps_verify(args)
-    return cmd_deps_audit(args)
+    commands = {
+        "verify": cmd_deps_verify,
+        "audit": cmd_deps_audit,
+        "licences": cmd_deps_licences,
+        "pip-audit": cmd_deps_pip_audit,
+    }
+    return commands[args.deps_command](args)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -278,6 +399,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("--client", default="demo-system")
     token.add_argument("--scope", default=None)
+    token.add_argument(
+        "--resource", default=None, help="e.g. kaitiaki-admin for an admin token"
+    )
     audit = commands.add_parser("audit", help="read the audit trail", parents=[common])
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     tail = audit_commands.add_parser(
@@ -286,7 +410,34 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--limit", type=int, default=20)
     _deps_parser(commands, common)
     _probe_parser(commands, common)
+    _keys_parser(commands, common)
+    check = commands.add_parser(
+        "check-config", help="report what in a settings file weakens the gateway"
+    )
+    check.add_argument("file")
+    check.add_argument("--strict", action="store_true", help="warnings fail too")
+    check.add_argument(
+        "--allow-examples",
+        action="store_true",
+        help="documentation placeholders do not fail (for the example file)",
+    )
     return parser
+
+
+def _keys_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    from kaitiaki.iam.keyring import KEY_KINDS
+
+    keys = commands.add_parser("keys", help="the keys Kaitiaki holds", parents=[common])
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    keys_commands.add_parser(
+        "list", help="generate missing keys; show the current ones", parents=[common]
+    )
+    rotate = keys_commands.add_parser(
+        "rotate",
+        help="new current key; the old one verifies for the overlap",
+        parents=[common],
+    )
+    rotate.add_argument("kind", choices=KEY_KINDS)
 
 
 def _deps_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -311,7 +462,22 @@ def _deps_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         default=None,
         help="pinned requirements file (default: the lock files); repeatable",
     )
+    audit.add_argument(
+        "--sbom",
+        action="append",
+        default=[],
+        help="CycloneDX JSON SBOM whose PyPI components to audit; repeatable",
+    )
     audit.add_argument("--ignore", default="deps-ignore.toml")
+    licences = deps_commands.add_parser(
+        "licences", help="licence of every installed distribution"
+    )
+    licences.add_argument("--output", help="write the report here")
+    online = deps_commands.add_parser(
+        "pip-audit", help="pip-audit's online check, 'unavailable' when unreachable"
+    )
+    online.add_argument("--requirements", action="append", default=None)
+    online.add_argument("--timeout", type=float, default=60.0)
 
 
 _LOCKS = ["requirements.lock", "requirements-dev.lock"]
@@ -326,15 +492,16 @@ _COMMANDS = {
     "audit": cmd_audit,
     "deps": cmd_deps,
     "probe": cmd_probe,
+    "keys": cmd_keys,
+    "check-config": cmd_check_config,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    for name in ("lock", "requirements"):
-        if hasattr(args, name) and getattr(args, name) is None:
-            setattr(args, name, list(_LOCKS))
+    if hasattr(args, "lock") and args.lock is None:
+        args.lock = list(_LOCKS)
     logging.basicConfig(
         level=os.environ.get("KAITIAKI_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",

@@ -16,15 +16,19 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kaitiaki.errors import ConfigError
+from kaitiaki.iam import SecretReference, check_owner_only
 
 __all__ = [
+    "AdminSettings",
     "AuditSettings",
     "AuthSettings",
     "DemoClient",
     "DevIssuerSettings",
     "GatewaySettings",
+    "KeySettings",
     "LimitSettings",
     "RefApiSettings",
+    "SecretsSettings",
     "Settings",
     "ValidationSettings",
     "load_settings",
@@ -156,6 +160,8 @@ class DevIssuerSettings(_Frozen):
     state_dir: str = "var/issuer"
     token_lifetime_seconds: int = Field(default=600, ge=30, le=600)
     audience: str
+    # Tokens for the admin plane, issued when a client asks for this resource.
+    admin_audience: str | None = None
     clients: tuple[DemoClient, ...] = ()
 
     @property
@@ -169,7 +175,12 @@ class RefApiSettings(_Frozen):
     host: str = "127.0.0.1"
     port: Port = 8081
     database_url: str = "sqlite:///var/refapi.sqlite"
+    # The database password, when the URL needs one: a reference, never inline.
+    database_password: SecretReference | None = None
     fhir_base: str = "/fhir"
+    # Key rings of the at-rest encryption ("refapi-data") and the blind index
+    # ("refapi-index"); created owner-only on first start.
+    key_dir: str = "var/keys"
 
     @property
     def url(self) -> str:
@@ -186,6 +197,52 @@ class ValidationSettings(_Frozen):
     identifier_allow_list: tuple[str, ...] = ()
 
 
+class VaultSettings(_Frozen):
+    """Where ``vault:`` secret references are read from."""
+
+    url: str
+    token: SecretReference
+    namespace: str | None = None
+    ca_file: str | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+
+class SecretsSettings(_Frozen):
+    """The secret store: ``env:`` and ``file:`` need nothing; ``vault:`` does."""
+
+    vault: VaultSettings | None = None
+
+
+class KeySettings(_Frozen):
+    """The key rings Kaitiaki holds, one owner-only directory per kind."""
+
+    dir: str = "var/keys"
+    # How long a rotated-out key keeps verifying (tokens, checkpoints, HMACs).
+    overlap_seconds: int = Field(default=86400, ge=0, le=30 * 86400)
+
+
+class AdminSettings(_Frozen):
+    """The admin listener: its own address, token audience and Cedar policies."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Port = 8079
+    audience: str = "kaitiaki-admin"
+    # None: the shipped least-privilege policies.
+    policy_file: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # A CA bundle here turns on mTLS: clients must present a certificate.
+    client_ca: str | None = None
+    # The kill switch's state: suspended client ids, kept across restarts.
+    suspensions_file: str = "var/admin/suspended-clients.json"
+    audit_query_limit: int = Field(default=200, ge=1, le=10000)
+
+    @property
+    def mtls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key and self.client_ca)
+
+
 class Settings(_Frozen):
     gateway: GatewaySettings
     auth: AuthSettings
@@ -194,6 +251,9 @@ class Settings(_Frozen):
     audit: AuditSettings = AuditSettings()
     dev_issuer: DevIssuerSettings | None = None
     refapi: RefApiSettings | None = None
+    secrets: SecretsSettings = SecretsSettings()
+    keys: KeySettings = KeySettings()
+    admin: AdminSettings = AdminSettings()
 
 
 def _describe(error: ValidationError) -> str:
@@ -221,6 +281,8 @@ def load_settings(path: str | Path | None) -> Settings:
     if path is None:
         text = resources.files("kaitiaki").joinpath("demo.toml").read_text("utf-8")
         return parse_settings(text, source="embedded demo settings")
+    # The settings file names where secrets live: only its owner may read it.
+    check_owner_only(Path(path), "settings file")
     try:
         text = Path(path).read_text("utf-8")
     except OSError as exc:

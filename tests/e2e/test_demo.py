@@ -27,6 +27,7 @@ class Demo:
     root: Path
     config: Path
     base: str
+    admin_port: int
 
     def kaitiaki(self, *args: str) -> str:
         result = subprocess.run(
@@ -44,19 +45,20 @@ class Demo:
         return self.kaitiaki("token", "--client", client).strip()
 
 
-def _config(gateway: int, issuer: int, refapi: int) -> str:
+def _config(gateway: int, issuer: int, refapi: int, admin: int) -> str:
     text = (Path(__file__).parents[2] / "src/kaitiaki/demo.toml").read_text()
     text = text.replace("8080", str(gateway)).replace("8090", str(issuer))
-    text = text.replace("8081", str(refapi))
+    text = text.replace("8081", str(refapi)).replace("8079", str(admin))
     return text.replace('demo-system = "600/minute"', 'demo-system = "25/minute"')
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     root = tmp_path_factory.mktemp("demo")
-    ports = free_port(), free_port(), free_port()
+    ports = free_port(), free_port(), free_port(), free_port()
     config = root / "kaitiaki.toml"
     config.write_text(_config(*ports))
+    config.chmod(0o600)
     log = (root / "demo.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "kaitiaki", "demo", "--config", str(config)],
@@ -67,7 +69,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     )
     try:
         assert wait_for_port("127.0.0.1", ports[0], timeout=60), "gateway never came up"
-        yield Demo(root, config, f"http://127.0.0.1:{ports[0]}/fhir")
+        yield Demo(root, config, f"http://127.0.0.1:{ports[0]}/fhir", ports[3])
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -155,3 +157,28 @@ def test_demo_throttles_and_audits(demo: Demo) -> None:
     ]
     assert {event["status"] for event in events} >= {200, 201, 401, 403, 429}
     assert all("Bearer" not in json.dumps(event) for event in events)
+
+
+def test_demo_admin_plane_on_loopback(demo: Demo) -> None:
+    admin = f"http://127.0.0.1:{demo.admin_port}/admin"
+    token = demo.kaitiaki(
+        "token", "--client", "demo-admin", "--resource", "kaitiaki-admin"
+    ).strip()
+    with httpx.Client(timeout=10) as client:
+        view = client.get(
+            f"{admin}/config", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert view.status_code == 200
+        assert view.json()["settings"]["admin"]["host"] == "127.0.0.1"
+        ordinary = client.get(
+            f"{admin}/config", headers={"Authorization": f"Bearer {demo.token()}"}
+        )
+        assert ordinary.status_code == 403
+
+
+def test_demo_reference_data_encrypted_at_rest(demo: Demo) -> None:
+    demo.token()
+    raw = (demo.root / "var/refapi.sqlite").read_bytes()
+    assert b"ZZZ0016" not in raw
+    key = demo.root / "var/keys/refapi-data/current.jwk"
+    assert key.stat().st_mode & 0o777 == 0o600

@@ -7,34 +7,15 @@ collide. An unreachable server fails the test rather than skipping it.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from refapi_support import TestClient
-from sqlalchemy import create_engine, text
 
 from kaitiaki.refapi import create_app
 from kaitiaki.settings import RefApiSettings
 
-SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 NHI = "https://standards.digital.health.nz/ns/nhi-id"
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    schema = f"refapi_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        yield f"{SERVER_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_postgres_create_read_search_update_delete(postgres_url: str) -> None:

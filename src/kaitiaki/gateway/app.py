@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,6 +21,7 @@ from kaitiaki.audit import AuditEvent, AuditSink, open_sink
 from kaitiaki.errors import DependencyUnavailable, InternalFault, Refusal
 from kaitiaki.gateway.exchange import Trail, handle_request
 from kaitiaki.gateway.responses import Reply, refusal_reply
+from kaitiaki.iam.suspensions import Suspensions
 from kaitiaki.limits import RateLimits
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import JwksCache
@@ -44,6 +46,7 @@ class Gateway:
         self.keys: JwksCache | None = None
         self.limits: RateLimits | None = None
         self.sink: AuditSink | None = None
+        self.suspensions = Suspensions(None)
 
     async def startup(self) -> None:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -53,7 +56,20 @@ class Gateway:
         self.keys = JwksCache(self.settings.auth, self.session, self.clock)
         self.limits = RateLimits(self.settings.limits)
         self.sink = open_sink(self.settings.audit)
+        self.suspensions = Suspensions(Path(self.settings.admin.suspensions_file))
         logger.info("gateway %s ready", self.settings.gateway.instance)
+
+    async def apply_settings(self, settings: Settings) -> None:
+        """Switch to reloaded settings; listeners and the audit sink stay."""
+        if self.session is None:
+            raise RuntimeError("gateway used before startup")
+        if settings.auth != self.settings.auth:
+            self.keys = JwksCache(settings.auth, self.session, self.clock)
+        if settings.limits != self.settings.limits and self.limits is not None:
+            old, self.limits = self.limits, RateLimits(settings.limits)
+            await old.close()
+        self.settings = settings
+        logger.warning("gateway %s settings reloaded", settings.gateway.instance)
 
     async def shutdown(self) -> None:
         if self.session is not None:

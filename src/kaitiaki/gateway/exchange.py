@@ -13,6 +13,7 @@ from kaitiaki.controls.identifiers import check_resource_identifiers, check_sear
 from kaitiaki.controls.validate import check_accept, check_body_headers, check_resource
 from kaitiaki.errors import (
     BadRequest,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     Refusal,
@@ -179,6 +180,8 @@ async def handle_request(
             token, settings.auth, gateway.keys, int(now)
         )
         trail.client_id, trail.subject = principal.client_id, principal.subject
+        if gateway.suspensions.is_suspended(principal.client_id):
+            raise Forbidden("The client is suspended.", detail="client_suspended")
 
         trail.step = "throttle"
         await gateway.limits.check_client(principal.client_id, now)

@@ -3,6 +3,7 @@ introspection. Only these handlers read the clock."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -16,7 +17,7 @@ from starlette.routing import Route
 from kaitiaki.issuer.assertion import ReplayCache
 from kaitiaki.issuer.grant import Issuer
 from kaitiaki.issuer.refusals import InvalidClient, InvalidRequest, OAuthRefusal
-from kaitiaki.issuer.state import ensure_state, load_state
+from kaitiaki.issuer.state import ensure_state, load_state, signing_key_path
 from kaitiaki.settings import DevIssuerSettings
 
 __all__ = ["create_app"]
@@ -70,15 +71,38 @@ def refusal_response(refusal: OAuthRefusal) -> JSONResponse:
     return JSONResponse(body, status_code=refusal.status, headers=headers)
 
 
-def _routes(issuer: Issuer) -> list[Route]:
+class _Current:
+    """The issuer, reloaded when ``kaitiaki keys rotate issuer`` changed its key."""
+
+    def __init__(self, issuer: Issuer) -> None:
+        self._issuer = issuer
+        self._stamp = self._key_stamp()
+
+    def _key_stamp(self) -> int:
+        path = signing_key_path(self._issuer.settings)
+        return path.stat().st_mtime_ns if path.exists() else 0
+
+    def get(self) -> Issuer:
+        stamp = self._key_stamp()
+        if stamp != self._stamp:
+            state = load_state(self._issuer.settings)
+            self._issuer = dataclasses.replace(self._issuer, state=state)
+            self._stamp = stamp
+            logger.info("issuer signing key reloaded: %s", state.signing_key.kid)
+        return self._issuer
+
+
+def _routes(current: _Current) -> list[Route]:
     async def metadata(request: Request) -> Response:
-        return JSONResponse(issuer.metadata())
+        return JSONResponse(current.get().metadata())
 
     async def jwks(request: Request) -> Response:
+        # Short cache: a rotated key must reach the gateway within its overlap.
         headers = {"Cache-Control": "public, max-age=300"}
-        return JSONResponse(issuer.state.public_jwks, headers=headers)
+        return JSONResponse(current.get().state.public_jwks, headers=headers)
 
     async def token(request: Request) -> Response:
+        issuer = current.get()
         try:
             form = await read_form(request)
             now = int(time.time())
@@ -90,6 +114,7 @@ def _routes(issuer: Issuer) -> list[Route]:
         return JSONResponse(body, headers=NO_STORE)
 
     async def introspect(request: Request) -> Response:
+        issuer = current.get()
         try:
             form = await read_form(request)
             body = issuer.introspect(form, now=int(time.time()))
@@ -117,4 +142,4 @@ def create_app(settings: DevIssuerSettings) -> Starlette:
     ensure_state(settings)
     issuer = Issuer(settings, load_state(settings), ReplayCache())
     logger.warning("development issuer at %s: not for production", settings.url)
-    return Starlette(routes=_routes(issuer))
+    return Starlette(routes=_routes(_Current(issuer)))

@@ -137,6 +137,7 @@ async def fetch_token(
     key_path: Path,
     *,
     scope: str | None = None,
+    resource: str | None = None,
     timeout: float = 10.0,
 ) -> TokenResponse:
     """Get an access token by the client credentials grant with ``private_key_jwt``.
@@ -165,6 +166,8 @@ async def fetch_token(
             }
             if scope is not None:
                 form["scope"] = scope
+            if resource is not None:
+                form["resource"] = resource
             async with session.post(endpoint, data=form) as response:
                 data = await _read_json(response)
                 return _token_response(data, response.status)
@@ -181,9 +184,17 @@ def fetch_token_sync(
     key_path: Path,
     *,
     scope: str | None = None,
+    resource: str | None = None,
     timeout: float = 10.0,
 ) -> TokenResponse:
     """:func:`fetch_token` for synchronous callers (runs its own event loop)."""
     return asyncio.run(
-        fetch_token(issuer_url, client_id, key_path, scope=scope, timeout=timeout)
+        fetch_token(
+            issuer_url,
+            client_id,
+            key_path,
+            scope=scope,
+            resource=resource,
+            timeout=timeout,
+        )
     )

@@ -88,11 +88,16 @@ class Issuer:
             replay_cache=self.replay_cache,
         )
 
-    def _check_target(self, form: Form) -> None:
+    def _check_target(self, form: Form) -> str:
+        """The audience of the token: the API's, or the admin plane's on request."""
+        served = {self.settings.audience, self.settings.admin_audience}
+        audience = self.settings.audience
         for name in ("resource", "audience"):
             value = form.get(name)
-            if value is not None and value != self.settings.audience:
+            if value is not None and value not in served:
                 raise InvalidTarget(f"the requested {name} is not served here")
+            audience = value or audience
+        return audience
 
     def issue(self, form: Form, *, now: int, jti: str) -> dict[str, Any]:
         """The RFC 6749 §5.1 token response for a client credentials request."""
@@ -104,12 +109,12 @@ class Issuer:
 
         client = self._authenticate(form, self.token_endpoint, now)
         scopes = grant_scopes(form.get("scope"), client.scopes)
-        self._check_target(form)
+        audience = self._check_target(form)
 
         lifetime = self.settings.token_lifetime_seconds
         claims = access_token_claims(
             issuer=self.settings.url,
-            audience=self.settings.audience,
+            audience=audience,
             client_id=client.client_id,
             scopes=scopes,
             now=now,
@@ -129,9 +134,13 @@ class Issuer:
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
-        return introspect_token(
-            token, self.state.signing_key, issuer=self.settings.url, now=now
-        )
+        # Tokens signed before a rotation stay active during its overlap.
+        result: dict[str, Any] = {"active": False}
+        for key in (self.state.signing_key, *self.state.retired_keys):
+            result = introspect_token(token, key, issuer=self.settings.url, now=now)
+            if result["active"]:
+                break
+        return result
 
     def metadata(self) -> dict[str, Any]:
         """Authorisation server metadata (RFC 8414, OIDC Discovery)."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 
 from kaitiaki.errors import ConfigError
+from kaitiaki.iam.files import read_owner_only
 
 __all__ = [
     "algorithm_for",
@@ -88,20 +88,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _read_owner_only(path: Path) -> str:
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read key file: {exc}") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{path}: key file is not a regular file")
-    if info.st_mode & 0o077:
-        raise ConfigError(
-            f"{path}: key file is readable by group or others; run 'chmod 600 {path}'"
-        )
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read key file: {exc}") from exc
+    return read_owner_only(path, "key file")
 
 
 def load_private_key(path: Path) -> Key:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 from joserfc.jwk import Key
 
 from kaitiaki.errors import ConfigError
+from kaitiaki.iam.keyring import KeyRing, public_jwk
 from kaitiaki.issuer.keys import (
     algorithm_for,
     generate_signing_key,
@@ -33,6 +35,7 @@ __all__ = [
     "load_state",
     "registry_path",
     "signing_key_path",
+    "signing_key_ring",
 ]
 
 logger = logging.getLogger("kaitiaki.issuer.state")
@@ -56,18 +59,26 @@ class RegisteredClient:
 
 @dataclass(frozen=True)
 class IssuerState:
-    """The issuer's signing key and its registered clients, by client id."""
+    """The issuer's signing key, its registered clients by client id, and the
+    retired signing keys whose tokens still verify (the rotation overlap)."""
 
     signing_key: Key
     clients: dict[str, RegisteredClient]
+    retired_keys: tuple[Key, ...] = ()
 
     @property
     def public_jwks(self) -> dict[str, Any]:
-        return {"keys": [self.signing_key.as_dict(private=False)]}
+        keys = (self.signing_key, *self.retired_keys)
+        return {"keys": [public_jwk(key) for key in keys]}
 
 
 def signing_key_path(settings: DevIssuerSettings) -> Path:
     return Path(settings.state_dir) / SIGNING_KEY_FILE
+
+
+def signing_key_ring(settings: DevIssuerSettings) -> KeyRing:
+    """The issuer's key ring: ``signing-key.jwk`` and ``retired/``."""
+    return KeyRing("issuer", Path(settings.state_dir), current_file=SIGNING_KEY_FILE)
 
 
 def registry_path(settings: DevIssuerSettings) -> Path:
@@ -138,9 +149,11 @@ def _parse_client(entry: object, source: str) -> RegisteredClient:
     return RegisteredClient(client_id, tuple(scope.split()), key)
 
 
-def load_state(settings: DevIssuerSettings) -> IssuerState:
-    """Read the signing key and registry written by :func:`ensure_state`."""
+def load_state(settings: DevIssuerSettings, *, now: int | None = None) -> IssuerState:
+    """Read the signing keys and registry written by :func:`ensure_state`."""
     signing_key = load_private_key(signing_key_path(settings))
+    moment = int(time.time()) if now is None else now
+    retired = tuple(signing_key_ring(settings).retired(moment))
     if algorithm_for(signing_key) != "ES256":
         raise ConfigError(f"{signing_key_path(settings)}: must be an EC P-256 key")
 
@@ -150,4 +163,4 @@ def load_state(settings: DevIssuerSettings) -> IssuerState:
     for entry in data["clients"]:
         client = _parse_client(entry, str(path))
         clients[client.client_id] = client
-    return IssuerState(signing_key, clients)
+    return IssuerState(signing_key, clients, retired)

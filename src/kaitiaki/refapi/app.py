@@ -32,7 +32,9 @@ from kaitiaki.errors import (
     NotFound,
     Refusal,
 )
+from kaitiaki.iam import Secret, SecretStore
 from kaitiaki.refapi.bodies import parse_form, parse_resource, read_body
+from kaitiaki.refapi.protect import FieldProtector
 from kaitiaki.refapi.resources import (
     FHIR_JSON,
     StorageFailed,
@@ -112,10 +114,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _refusal_response(NotFound("No such endpoint."))
 
 
-def open_engine(database_url: str) -> Engine:
+def open_engine(database_url: str, password: Secret | None = None) -> Engine:
     """An engine for ``database_url``; a SQLite file's directory is created."""
     url = make_url(database_url)
     if url.get_backend_name() != "sqlite":
+        if password is not None:
+            url = url.set(password=password.reveal())
         return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
     if url.database and url.database != ":memory:":
@@ -132,21 +136,26 @@ def _prepare(store: ResourceStore) -> None:
     if store.is_empty():
         store.load(seed_resources(), _now())
         logger.info("seeded the reference API with synthetic data")
+    reprotected = store.reprotect()
+    if reprotected:
+        logger.info("protected %d rows stored under older keys", reprotected)
 
 
 class _RefApi:
     """The request handlers, sharing one store opened at start-up."""
 
-    def __init__(self, settings: RefApiSettings) -> None:
+    def __init__(self, settings: RefApiSettings, password: Secret | None) -> None:
         self._settings = settings
+        self._password = password
         self._capability = capability_statement(_now())
         self._store: ResourceStore | None = None
 
     @asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        engine = open_engine(self._settings.database_url)
+        engine = open_engine(self._settings.database_url, self._password)
         try:
-            store = ResourceStore(engine)
+            protector = FieldProtector.for_settings(self._settings)
+            store = ResourceStore(engine, protector)
             await run_in_threadpool(_prepare, store)
             self._store = store
             yield
@@ -268,8 +277,13 @@ class _RefApi:
         return await self.read(request)
 
 
-def create_app(settings: RefApiSettings) -> Starlette:
-    """The reference FHIR API; its database is opened, created and seeded on start."""
+def create_app(
+    settings: RefApiSettings, *, secrets: SecretStore | None = None
+) -> Starlette:
+    """The reference FHIR API; its database is opened, created and seeded on start.
+
+    ``secrets`` resolves ``database_password`` when the settings name one.
+    """
     try:
         make_url(settings.database_url)
     except ArgumentError as exc:
@@ -278,7 +292,14 @@ def create_app(settings: RefApiSettings) -> Starlette:
             "'sqlite:///var/refapi.sqlite' or 'postgresql+psycopg://user@host/db'"
         ) from exc
 
-    api = _RefApi(settings)
+    password = None
+    if settings.database_password is not None:
+        if secrets is None:
+            raise ConfigError("refapi.database_password needs a secret store")
+        password = secrets.resolve(
+            settings.database_password, setting="refapi.database_password"
+        )
+    api = _RefApi(settings, password)
     base = settings.fhir_base
     routes = [
         Route(f"{base}/metadata", _guarded(api.metadata), methods=["GET"]),

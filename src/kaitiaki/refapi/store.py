@@ -1,7 +1,10 @@
 """Current FHIR resources as JSON text, plus a token index, in one SQL database.
 
 Every write updates the resource row and its index rows in one transaction.
-The calls here are blocking; the web layer runs them in a worker thread.
+Patient-identifying fields are sealed in ``protected`` and identifier values
+are indexed as keyed blind-index values (:mod:`kaitiaki.refapi.protect`);
+``key_id`` records the key each row was protected with. The calls here are
+blocking; the web layer runs them in a worker thread.
 """
 
 from __future__ import annotations
@@ -26,11 +29,14 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
 
+from kaitiaki.refapi.protect import FieldProtector
 from kaitiaki.refapi.resources import PATIENT_REFERENCE_FIELD
 from kaitiaki.refapi.search import SearchQuery, Token
 
@@ -46,6 +52,8 @@ resource_table = Table(
     Column("version", Integer, nullable=False),
     Column("last_updated", String(40), nullable=False),
     Column("content", Text, nullable=False),
+    Column("protected", Text, nullable=True),
+    Column("key_id", String(128), nullable=True),
 )
 
 token_table = Table(
@@ -57,6 +65,7 @@ token_table = Table(
     Column("kind", String(32), nullable=False),
     Column("system", String(1024), nullable=False),
     Column("value", String(1024), nullable=False),
+    Column("key_id", String(128), nullable=True),
     Index("ix_refapi_token_lookup", "resource_type", "kind", "value"),
     Index("ix_refapi_token_owner", "resource_type", "resource_id"),
 )
@@ -103,16 +112,19 @@ def index_tokens(resource_type: str, resource: dict[str, Any]) -> list[Token]:
     ]
 
 
-def _token_condition(token: Token) -> ColumnElement[bool]:
+def _token_condition(token: Token, protector: FieldProtector) -> ColumnElement[bool]:
     conditions = [token_table.c.kind == token.kind]
     if token.system is not None:
         conditions.append(token_table.c.system == token.system)
-    if token.value is not None:
+    if token.value is not None and token.kind == "identifier":
+        candidates = protector.index_candidates(token.value)
+        conditions.append(token_table.c.value.in_(candidates))
+    elif token.value is not None:
         conditions.append(token_table.c.value == token.value)
     return and_(*conditions)
 
 
-def _where(query: SearchQuery) -> list[ColumnElement[bool]]:
+def _where(query: SearchQuery, protector: FieldProtector) -> list[ColumnElement[bool]]:
     where = [resource_table.c.resource_type == query.resource_type]
     for ids in query.id_clauses:
         where.append(resource_table.c.id.in_(ids))
@@ -121,7 +133,7 @@ def _where(query: SearchQuery) -> list[ColumnElement[bool]]:
             token_table.c.resource_type == resource_table.c.resource_type,
             token_table.c.resource_id == resource_table.c.id,
         )
-        alternatives = or_(*(_token_condition(token) for token in tokens))
+        alternatives = or_(*(_token_condition(t, protector) for t in tokens))
         where.append(exists().where(owned, alternatives))
     return where
 
@@ -129,40 +141,48 @@ def _where(query: SearchQuery) -> list[ColumnElement[bool]]:
 class ResourceStore:
     """Read, search and write resources through one SQLAlchemy engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, protector: FieldProtector) -> None:
         self._engine = engine
+        self._protector = protector
 
     def create_tables(self) -> None:
-        """Create the tables and indexes that do not exist yet."""
+        """Create the tables and indexes that do not exist yet, and add the
+        protection columns to tables made before they existed."""
         _metadata.create_all(self._engine)
+        _add_missing_columns(self._engine)
 
     def is_empty(self) -> bool:
         with self._engine.connect() as conn:
             return conn.execute(select(resource_table.c.id).limit(1)).first() is None
 
+    def _opened(self, resource_type: str, content: str, sealed: str | None) -> Any:
+        return self._protector.join(resource_type, _loads(content), sealed)
+
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        statement = select(resource_table.c.content).where(
+        self._protector.refresh()
+        statement = select(resource_table.c.content, resource_table.c.protected).where(
             resource_table.c.resource_type == resource_type,
             resource_table.c.id == resource_id,
         )
         with self._engine.connect() as conn:
-            content = conn.execute(statement).scalar_one_or_none()
-        return None if content is None else _loads(content)
+            row = conn.execute(statement).first()
+        return None if row is None else self._opened(resource_type, *row)
 
     def search(self, query: SearchQuery) -> tuple[int, list[dict[str, Any]]]:
         """The total number of matches and the first ``query.count`` of them."""
-        where = _where(query)
+        self._protector.refresh()
+        where = _where(query, self._protector)
         count = select(func.count()).select_from(resource_table).where(*where)
         page = (
-            select(resource_table.c.content)
+            select(resource_table.c.content, resource_table.c.protected)
             .where(*where)
             .order_by(resource_table.c.id)
             .limit(query.count)
         )
         with self._engine.connect() as conn:
             total = int(conn.execute(count).scalar_one())
-            rows = conn.execute(page).scalars().all() if query.count else []
-        return total, [_loads(content) for content in rows]
+            rows = conn.execute(page).all() if query.count else []
+        return total, [self._opened(query.resource_type, *row) for row in rows]
 
     def write(
         self, resource_type: str, resource: dict[str, Any], now: str
@@ -171,6 +191,7 @@ class ResourceStore:
 
         Returns the stored resource and whether it was created.
         """
+        self._protector.refresh()
         with self._engine.begin() as conn:
             version = self._current_version(conn, resource_type, resource["id"])
             stored = _stamped(resource, (version or 0) + 1, now)
@@ -209,15 +230,40 @@ class ResourceStore:
         version = conn.execute(statement).scalar_one_or_none()
         return None if version is None else int(version)
 
-    @staticmethod
+    def reprotect(self, batch: int = 500) -> int:
+        """Re-seal and re-index rows whose keys are not the current ones.
+
+        Runs in batches of ``batch`` rows, one transaction each; rows written
+        before protection existed (``key_id`` empty) are protected too.
+        """
+        self._protector.refresh()
+        done = 0
+        while True:
+            with self._engine.begin() as conn:
+                stale = conn.execute(_stale_rows(self._protector).limit(batch)).all()
+                for resource_type, content, sealed in stale:
+                    resource = self._opened(resource_type, content, sealed)
+                    self._put(conn, resource_type, resource, exists=True)
+            done += len(stale)
+            if len(stale) < batch:
+                return done
+
     def _put(
-        conn: Connection, resource_type: str, stored: dict[str, Any], *, exists: bool
+        self,
+        conn: Connection,
+        resource_type: str,
+        stored: dict[str, Any],
+        *,
+        exists: bool,
     ) -> None:
         resource_id = stored["id"]
+        clear, sealed = self._protector.split(resource_type, stored)
         values = {
             "version": int(stored["meta"]["versionId"]),
             "last_updated": stored["meta"]["lastUpdated"],
-            "content": json.dumps(stored, ensure_ascii=False, separators=(",", ":")),
+            "content": json.dumps(clear, ensure_ascii=False, separators=(",", ":")),
+            "protected": sealed,
+            "key_id": self._protector.data_kid,
         }
         if exists:
             conn.execute(
@@ -236,17 +282,70 @@ class ResourceStore:
                 )
             )
         rows = [
-            {
-                "resource_type": resource_type,
-                "resource_id": resource_id,
-                "kind": token.kind,
-                "system": token.system or "",
-                "value": token.value or "",
-            }
+            self._token_row(resource_type, resource_id, token)
             for token in index_tokens(resource_type, stored)
         ]
         if rows:
             conn.execute(insert(token_table), rows)
+
+    def _token_row(
+        self, resource_type: str, resource_id: str, token: Token
+    ) -> dict[str, str | None]:
+        value, key_id = token.value or "", None
+        if token.kind == "identifier":
+            value, key_id = (
+                self._protector.index_value(value),
+                self._protector.index_kid,
+            )
+        return {
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "kind": token.kind,
+            "system": token.system or "",
+            "value": value,
+            "key_id": key_id,
+        }
+
+
+def _stale_rows(protector: FieldProtector) -> Any:
+    stale_tokens = exists().where(
+        token_table.c.resource_type == resource_table.c.resource_type,
+        token_table.c.resource_id == resource_table.c.id,
+        token_table.c.kind == "identifier",
+        or_(
+            token_table.c.key_id.is_(None),
+            token_table.c.key_id != protector.index_kid,
+        ),
+    )
+    return (
+        select(
+            resource_table.c.resource_type,
+            resource_table.c.content,
+            resource_table.c.protected,
+        )
+        .where(
+            or_(
+                resource_table.c.key_id.is_(None),
+                resource_table.c.key_id != protector.data_kid,
+                stale_tokens,
+            )
+        )
+        .order_by(resource_table.c.resource_type, resource_table.c.id)
+    )
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    inspector = inspect(engine)
+    for table in (resource_table, token_table):
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            kind = column.type.compile(engine.dialect)
+            with engine.begin() as conn:
+                conn.execute(
+                    text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
+                )
 
 
 def _delete_tokens(conn: Connection, resource_type: str, resource_id: str) -> None:

@@ -1,0 +1,79 @@
+"""The gateway and its admin listener, two uvicorn servers on one event loop.
+
+They share one loop because the admin plane uses the gateway's HTTP session,
+JWKS cache, audit sink and kill switch. TLS is optional on the admin
+listener; with ``client_ca`` set, a client certificate is required (mTLS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from typing import Any
+
+import uvicorn
+
+from kaitiaki.settings import AdminSettings
+
+__all__ = ["admin_server_config", "serve_together", "server_config"]
+
+logger = logging.getLogger("kaitiaki.iam.listeners")
+
+
+def server_config(app: Any, host: str, port: int, **tls: Any) -> uvicorn.Config:
+    """The uvicorn settings of every Kaitiaki listener."""
+    # No access log: a request line can carry an NHI in its query string.
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        log_level="warning",
+        **tls,
+    )
+
+
+def admin_server_config(app: Any, admin: AdminSettings) -> uvicorn.Config:
+    """The admin listener's server settings, with TLS and mTLS when configured."""
+    tls: dict[str, Any] = {}
+    if admin.tls_cert and admin.tls_key:
+        tls = {"ssl_certfile": admin.tls_cert, "ssl_keyfile": admin.tls_key}
+    if admin.client_ca:
+        tls.update(ssl_ca_certs=admin.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return server_config(app, admin.host, admin.port, **tls)
+
+
+async def _serve(servers: list[uvicorn.Server]) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        for server in servers:
+            server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    # Server._serve is serve() without uvicorn's per-server signal capture,
+    # which cannot serve two servers on one loop; signals are handled above.
+    tasks = [asyncio.create_task(server._serve()) for server in servers]
+    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    stop()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        task.result()
+
+
+def serve_together(
+    gateway_app: Any, host: str, port: int, admin_app: Any, admin: AdminSettings
+) -> None:
+    """Run the gateway and the admin listener until a signal or a failure."""
+    servers = [
+        uvicorn.Server(server_config(gateway_app, host, port)),
+        uvicorn.Server(admin_server_config(admin_app, admin)),
+    ]
+    logger.info("admin listener on %s:%d", admin.host, admin.port)
+    asyncio.run(_serve(servers))

@@ -1,0 +1,297 @@
+"""The admin plane: its own audience, Cedar decisions, audit, kill switch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from kaitiaki.errors import ConfigError
+from kaitiaki.gateway.app import Gateway
+from kaitiaki.iam.admin import create_admin_app
+from kaitiaki.iam.keyring import KeyRing
+from kaitiaki.iam.policy import load_policies
+from kaitiaki.settings import Settings, parse_settings
+from tests.conftest import ThreadServer, free_port
+from tests.gateway.conftest import (
+    Recorder,
+    StandIn,
+    gateway_toml,
+    issuer_app,
+    upstream_app,
+)
+
+ADMIN = "kaitiaki-admin"
+
+
+@dataclass
+class AdminUnderTest:
+    admin: httpx.Client
+    gateway: httpx.Client
+    issuer: StandIn
+    recorder: Recorder
+    audit_path: Path
+    key_dir: Path
+    app: Gateway
+    next_settings: list[Callable[[], Settings]]
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines()]
+
+    def admin_token(self, scope: str, client: str = "ops") -> str:
+        return self.issuer.token({"aud": ADMIN, "scope": scope, "client_id": client})
+
+    def call(self, method: str, path: str, token: str | None) -> httpx.Response:
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return self.admin.request(method, path, headers=headers)
+
+
+def _settings(issuer: str, upstream: str, tmp: Path) -> Settings:
+    extra = f"""
+[keys]
+dir = "{tmp / "keys"}"
+overlap_seconds = 600
+[admin]
+enabled = true
+port = 0
+suspensions_file = "{tmp / "suspended.json"}"
+"""
+    return parse_settings(gateway_toml(issuer, upstream, tmp, extra), source="test")
+
+
+class SharedLoopServers:
+    """Gateway and admin app on one event loop in a thread, as in production."""
+
+    def __init__(self, *apps: Any) -> None:
+        self.ports = [free_port() for _ in apps]
+        self.servers = [
+            uvicorn.Server(
+                uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+            )
+            for app, port in zip(apps, self.ports, strict=True)
+        ]
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        async def both() -> None:
+            await asyncio.gather(*(server._serve() for server in self.servers))
+
+        asyncio.run(both())
+
+    def __enter__(self) -> list[str]:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not all(server.started for server in self.servers):
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("servers did not start")
+            time.sleep(0.02)
+        return [f"http://127.0.0.1:{port}" for port in self.ports]
+
+    def __exit__(self, *exc: object) -> None:
+        for server in self.servers:
+            server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def plane(tmp_path: Path) -> Iterator[AdminUnderTest]:
+    from joserfc.jwk import ECKey
+
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    port = free_port()
+    recorder = Recorder()
+    with (
+        ThreadServer(issuer_app(key, [], port), port) as issuer,
+        ThreadServer(upstream_app(recorder)) as upstream,
+    ):
+        settings = _settings(issuer.url, upstream.url, tmp_path)
+        gateway = Gateway(settings)
+        next_settings: list[Callable[[], Settings]] = [lambda: settings]
+
+        def reload() -> Settings:
+            return next_settings[0]()
+
+        app = create_admin_app(gateway, load_policies(None), reload)
+        with (
+            SharedLoopServers(gateway, app) as (gw_url, admin_url),
+            httpx.Client(base_url=admin_url, timeout=10) as admin_client,
+            httpx.Client(base_url=gw_url, timeout=10) as gw_client,
+        ):
+            yield AdminUnderTest(
+                admin_client,
+                gw_client,
+                StandIn(key, issuer.url, []),
+                recorder,
+                tmp_path / "audit.jsonl",
+                tmp_path / "keys",
+                gateway,
+                next_settings,
+            )
+
+
+def test_admin_ordinary_client_token_forbidden(plane: AdminUnderTest) -> None:
+    ordinary = plane.issuer.token()
+
+    reply = plane.call("POST", "/admin/keys/upstream/rotate", ordinary)
+
+    assert reply.status_code == 403
+    assert reply.json()["errors"][0]["code"] == "forbidden"
+    assert not (plane.key_dir / "upstream").exists()
+    event = plane.events()[-1]
+    assert event["refusal_code"] == "not_admin" and event["client_id"] is None
+    assert event["interaction"] == "admin.rotate"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("POST", "/admin/keys/upstream/rotate", "admin:config.read"),
+        ("GET", "/admin/config", "admin:keys.rotate"),
+        ("GET", "/admin/audit", "admin:config.read admin:keys.rotate"),
+        ("POST", "/admin/clients/svc/suspend", "admin:audit.read"),
+        ("POST", "/admin/clients/ops/suspend", "admin:clients.suspend"),
+    ],
+)
+def test_admin_policy_denies_without_its_scope(
+    plane: AdminUnderTest, method: str, path: str, scope: str
+) -> None:
+    reply = plane.call(method, path, plane.admin_token(scope))
+
+    assert reply.status_code == 403
+    event = plane.events()[-1]
+    assert (event["refusal_code"], event["refusal_step"]) == (
+        "policy_deny",
+        "authorise",
+    )
+    assert event["client_id"] == "ops"
+
+
+@pytest.mark.parametrize(
+    ("token", "status"), [(None, 401), ("not-a-token", 401), ("a.b.c", 401)]
+)
+def test_admin_without_valid_token_unauthenticated(
+    plane: AdminUnderTest, token: str | None, status: int
+) -> None:
+    reply = plane.call("GET", "/admin/config", token)
+
+    assert reply.status_code == status
+    assert "errors" in reply.json()
+
+
+def test_admin_rotate_permitted_and_audited(plane: AdminUnderTest) -> None:
+    ring = KeyRing.in_store("upstream", plane.key_dir)
+    old = ring.ensure().kid
+
+    reply = plane.call(
+        "POST", "/admin/keys/upstream/rotate", plane.admin_token("admin:keys.rotate")
+    )
+
+    assert reply.status_code == 200
+    body = reply.json()
+    assert body["retired_kid"] == old and ring.current().kid == body["new_kid"]
+    assert ring.find(str(old), body["verify_until"] - 1) is not None
+    permit, served = plane.events()[-2:]
+    assert (
+        permit["interaction"] == "admin.rotate.permit"
+        and permit["outcome"] == "permitted"
+    )
+    assert served["status"] == 200 and served["resource_type"] == "Key:upstream"
+    assert served["client_id"] == "ops"
+
+
+def test_admin_kill_switch_refuses_client_until_resumed(plane: AdminUnderTest) -> None:
+    ordinary = plane.issuer.token()
+    headers = {"authorization": f"Bearer {ordinary}", "accept": "application/fhir+json"}
+    assert plane.gateway.get("/fhir/Patient", headers=headers).status_code == 200
+    seen = len(plane.recorder.requests)
+    scope = "admin:clients.suspend"
+
+    assert (
+        plane.call(
+            "POST", "/admin/clients/svc/suspend", plane.admin_token(scope)
+        ).status_code
+        == 200
+    )
+    refused = plane.gateway.get("/fhir/Patient", headers=headers)
+    assert refused.status_code == 403
+    assert len(plane.recorder.requests) == seen
+    assert plane.events()[-1]["refusal_code"] == "client_suspended"
+
+    assert (
+        plane.call(
+            "POST", "/admin/clients/svc/resume", plane.admin_token(scope)
+        ).status_code
+        == 200
+    )
+    assert plane.gateway.get("/fhir/Patient", headers=headers).status_code == 200
+
+
+def test_admin_config_view_masks_secrets(plane: AdminUnderTest) -> None:
+    reply = plane.call("GET", "/admin/config", plane.admin_token("admin:config.read"))
+
+    assert reply.status_code == 200
+    settings = reply.json()["settings"]
+    assert settings["admin"]["audience"] == ADMIN
+    assert settings["auth"]["audience"] == "https://gw.example/fhir"
+
+
+def test_admin_audit_query_reads_the_sink(plane: AdminUnderTest) -> None:
+    plane.call("GET", "/admin/config", plane.admin_token("admin:config.read"))
+
+    reply = plane.call(
+        "GET", "/admin/audit?limit=5", plane.admin_token("admin:audit.read")
+    )
+
+    assert reply.status_code == 200
+    events = reply.json()["events"]
+    assert any(event["interaction"] == "admin.view" for event in events)
+    bad = plane.call(
+        "GET", "/admin/audit?limit=0", plane.admin_token("admin:audit.read")
+    )
+    assert bad.status_code == 400
+
+
+def test_admin_unknown_route_and_kind_not_found(plane: AdminUnderTest) -> None:
+    token = plane.admin_token("admin:keys.rotate")
+    assert plane.call("POST", "/admin/keys/nope/rotate", token).status_code == 404
+    assert plane.call("GET", "/admin/nothing", token).status_code == 404
+
+
+def test_admin_reload_applies_new_settings(plane: AdminUnderTest) -> None:
+    current = plane.app.settings
+    limits = current.limits.model_copy(update={"default_rate": "7/minute"})
+    fresh = current.model_copy(update={"limits": limits})
+    plane.next_settings[0] = lambda: fresh
+
+    reply = plane.call(
+        "POST", "/admin/config/reload", plane.admin_token("admin:config.reload")
+    )
+
+    assert reply.status_code == 200 and reply.json()["reloaded"] is True
+    assert plane.app.settings.limits.default_rate == "7/minute"
+
+
+def test_admin_reload_refused_keeps_settings(plane: AdminUnderTest) -> None:
+    before = plane.app.settings
+
+    def broken() -> Settings:
+        raise ConfigError("settings file kaitiaki.toml has mode 0644")
+
+    plane.next_settings[0] = broken
+    reply = plane.call(
+        "POST", "/admin/config/reload", plane.admin_token("admin:config.reload")
+    )
+
+    assert reply.status_code == 400
+    assert "0644" not in reply.text
+    assert plane.app.settings is before
+    assert plane.events()[-1]["refusal_code"] == "reload_refused"
