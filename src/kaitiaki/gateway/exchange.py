@@ -159,8 +159,9 @@ async def handle_request(
     settings = gateway.settings
     request = _canonical(gateway, scope, trail)
     now = gateway.clock()
-    if gateway.limits is not None:
-        await gateway.limits.check_address(trail.client_address, now)
+    if gateway.limits is None:
+        raise RuntimeError("gateway used before startup")
+    grant = await gateway.limits.check_address(trail.client_address, now)
     interaction = _route(gateway, request, trail)
 
     trail.step = "filter"
@@ -173,7 +174,7 @@ async def handle_request(
     if not public:
         trail.step = "authenticate"
         token = bearer_token(request, max_bytes=settings.auth.max_token_bytes)
-        if gateway.keys is None or gateway.limits is None:
+        if gateway.keys is None:
             raise RuntimeError("gateway used before startup")
         principal = await verify_access_token(
             token, settings.auth, gateway.keys, int(now)
@@ -181,7 +182,15 @@ async def handle_request(
         trail.client_id, trail.subject = principal.client_id, principal.subject
 
         trail.step = "throttle"
-        await gateway.limits.check_client(principal.client_id, now)
+        grant = await gateway.limits.check_client(
+            principal.client_id,
+            now,
+            subject=principal.subject,
+            organisation=None,
+            interaction=interaction.name,
+            path=request.path,
+            query=request.query,
+        )
 
         trail.step = "authorise"
         scopes = parse_scopes(principal.scope)
@@ -194,7 +203,12 @@ async def handle_request(
             authorise(scopes, interaction, request)
 
     trail.step = "upstream"
-    return await _proxy(gateway, request, body, trail, cacheable=public)
+    try:
+        reply = await _proxy(gateway, request, body, trail, cacheable=public)
+    finally:
+        await gateway.limits.release(grant)
+    reply.headers.extend(grant.headers)
+    return reply
 
 
 async def _proxy(
