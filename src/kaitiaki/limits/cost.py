@@ -55,7 +55,7 @@ def _search_extra(query: Iterable[tuple[str, str]], costs: CostSettings) -> int:
     for name, value in query:
         if name.startswith(("_include", "_revinclude")):
             extra += costs.include
-        elif name.startswith("_has:") or "." in name.split(":")[0]:
+        elif name.startswith("_has:") or "." in name:
             extra += costs.chain
         elif name == "_count" and value.isdigit():
             extra += max(0, -(-int(value) // costs.count_unit) - 1)

@@ -17,6 +17,7 @@ __all__ = ["MemoryStore", "evaluate"]
 
 _EPSILON = 1e-9
 _SWEEP_EVERY = 4096
+_MARGIN = 60.0
 
 # One evaluated check: admitted?, remaining, reset or retry seconds, new state.
 Step = tuple[bool, int, float, Any]
@@ -79,13 +80,15 @@ _EVALUATE = {
 
 
 def _expiry(check: Check, state: Any, now: float) -> float:
+    # The same minute's margin as the Redis script, so both stores forget a
+    # counter at the same moment.
     if check.kind == "rate":
-        return float(state)
+        return float(state) + _MARGIN
     if check.kind == "quota":
-        return check.ends_at
+        return check.ends_at + _MARGIN
     if check.kind == "rolling":
-        return now + check.slices * check.interval
-    return max(dict(state).values(), default=now)
+        return now + check.slices * check.interval + _MARGIN
+    return max(dict(state).values(), default=now) + _MARGIN
 
 
 def evaluate(

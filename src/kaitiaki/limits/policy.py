@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
-from limits import parse
-
 from kaitiaki.limits.checks import Check
 from kaitiaki.limits.config import LimitSettings, Plan, RouteGroup, RouteLimit
 from kaitiaki.limits.windows import Period, WindowCache, rolling_shape
+from limits import parse
 
 __all__ = ["Compiled", "Policy", "address_key"]
 

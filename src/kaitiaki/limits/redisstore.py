@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from kaitiaki.errors import StoreUnavailable
 from kaitiaki.limits.checks import Check, Verdict
