@@ -43,8 +43,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kaitiaki.gateway.app import Gateway
 
     settings = _settings(args)
-    _serve_asgi(Gateway(settings), settings.gateway.host, settings.gateway.port)
+    gateway = Gateway(settings)
+    _reload_limits_on_sighup(gateway, args)
+    _serve_asgi(gateway, settings.gateway.host, settings.gateway.port)
     return 0
+
+
+def _reload_limits_on_sighup(gateway: Any, args: argparse.Namespace) -> None:
+    """SIGHUP rereads the settings file and applies its ``[limits]``."""
+    import signal
+
+    def reload(signum: int, frame: object) -> None:
+        if gateway.limits is None:
+            return
+        try:
+            gateway.limits.reload(_settings(args).limits)
+        except KaitiakiError as exc:
+            logger.error("limits not reloaded: %s", exc)
+
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, reload)
 
 
 def cmd_issuer(args: argparse.Namespace) -> int:
