@@ -3,22 +3,21 @@
 A decision is a list of :class:`Check` values, admitted together or not at
 all: either every check has room for its cost and all are charged, or none is
 charged and the first one without room is named. Stores differ only in where
-the counters live.
+the counters live. Checks and verdicts are named tuples: they are built on
+every request, and a tuple is Python's cheapest immutable record.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 __all__ = ["Check", "LimitStore", "Verdict", "scaled"]
 
 Kind = Literal["rate", "quota", "rolling", "concurrency"]
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(NamedTuple):
     """One counter a request is charged against.
 
     ``rate`` (GCRA): ``limit`` is the burst capacity in units, ``interval``
@@ -50,8 +49,7 @@ class Check:
         return self.interval
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """A store's answer: admitted or not, and each check's state after it.
 
     ``remaining[i]`` is what check ``i`` has left; ``reset[i]`` the seconds
@@ -83,5 +81,5 @@ def scaled(check: Check, fraction: float) -> Check:
     """A conservative share of ``check`` for one process in degraded mode."""
     limit = max(1, int(check.limit * fraction))
     if check.kind == "rate":
-        return replace(check, limit=limit, interval=check.interval / fraction)
-    return replace(check, limit=limit)
+        return check._replace(limit=limit, interval=check.interval / fraction)
+    return check._replace(limit=limit)

@@ -25,6 +25,8 @@ def _seconds(value: float) -> int:
 def _tightest(checks: Sequence[Check], verdict: Verdict) -> int:
     if verdict.failed >= 0:
         return verdict.failed
+    if len(checks) == 1:
+        return 0
     shown = [i for i, check in enumerate(checks) if check.kind != "concurrency"]
     return min(shown, key=lambda i: (verdict.remaining[i], -verdict.reset[i]))
 

@@ -8,7 +8,7 @@ decisions, so memory stays bounded by the keys active in the longest window.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kaitiaki.limits.checks import Check, Verdict
@@ -21,6 +21,8 @@ _MARGIN = 60.0
 
 # One evaluated check: admitted?, remaining, reset or retry seconds, new state.
 Step = tuple[bool, int, float, Any]
+# What the store holds per key: the state and the time it expires.
+Entry = tuple[Any, float]
 
 
 def _floor(value: float) -> int:
@@ -92,67 +94,63 @@ def _expiry(check: Check, state: Any, now: float) -> float:
 
 
 def evaluate(
-    checks: Sequence[Check], values: dict[str, Any], now: float
-) -> tuple[Verdict, list[Any]]:
-    """Evaluate ``checks`` against ``values``; the new states if admitted."""
-    steps = [_EVALUATE[c.kind](c, values.get(c.key), now) for c in checks]
-    failed = next((i for i, step in enumerate(steps) if not step[0]), -1)
+    checks: Sequence[Check], entries: Mapping[str, Entry], now: float
+) -> tuple[Verdict, list[Step]]:
+    """Evaluate ``checks`` against ``entries`` (state, expiry) without writing."""
+    steps: list[Step] = []
+    failed = -1
+    for index, check in enumerate(checks):
+        entry = entries.get(check.key)
+        state = entry[0] if entry is not None and entry[1] > now else None
+        step = _EVALUATE[check.kind](check, state, now)
+        if not step[0] and failed < 0:
+            failed = index
+        steps.append(step)
     verdict = Verdict(
-        admitted=failed < 0,
-        failed=failed,
-        remaining=tuple(step[1] for step in steps),
-        reset=tuple(step[2] for step in steps),
+        failed < 0,
+        failed,
+        tuple([step[1] for step in steps]),
+        tuple([step[2] for step in steps]),
     )
-    return verdict, [step[3] for step in steps]
+    return verdict, steps
 
 
 class MemoryStore:
-    """Every counter in one dictionary, with an expiry per key."""
+    """Every counter in one dictionary: key → (state, expiry)."""
 
     def __init__(self) -> None:
-        self._values: dict[str, Any] = {}
-        self._expires: dict[str, float] = {}
+        self._entries: dict[str, Entry] = {}
         self._decisions = 0
 
     def decide_now(self, checks: Sequence[Check], now: float) -> Verdict:
         """The decision itself, synchronous; :meth:`decide` wraps it."""
         self._decisions += 1
-        if self._decisions % _SWEEP_EVERY == 0:
+        if self._decisions >= _SWEEP_EVERY:
+            self._decisions = 0
             self.sweep(now)
-        values = self._live(checks, now)
-        verdict, states = evaluate(checks, values, now)
+        entries = self._entries
+        verdict, steps = evaluate(checks, entries, now)
         if verdict.admitted:
-            for check, state in zip(checks, states, strict=True):
-                self._values[check.key] = state
-                self._expires[check.key] = _expiry(check, state, now)
+            for check, step in zip(checks, steps, strict=True):
+                entries[check.key] = (step[3], _expiry(check, step[3], now))
         return verdict
-
-    def _live(self, checks: Sequence[Check], now: float) -> dict[str, Any]:
-        values: dict[str, Any] = {}
-        for check in checks:
-            if self._expires.get(check.key, 0.0) > now:
-                values[check.key] = self._values[check.key]
-        return values
 
     async def decide(self, checks: Sequence[Check], now: float) -> Verdict:
         return self.decide_now(checks, now)
 
     async def release(self, checks: Sequence[Check]) -> None:
         for check in checks:
-            if check.kind == "concurrency":
-                leases = self._values.get(check.key)
-                if isinstance(leases, dict):
-                    leases.pop(check.lease, None)
+            entry = self._entries.get(check.key)
+            if check.kind == "concurrency" and entry is not None:
+                entry[0].pop(check.lease, None)
 
     def sweep(self, now: float) -> None:
         """Forget every counter whose window has passed."""
-        for key in [k for k, ends in self._expires.items() if ends <= now]:
-            del self._expires[key]
-            self._values.pop(key, None)
+        for key in [k for k, entry in self._entries.items() if entry[1] <= now]:
+            del self._entries[key]
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(self._entries)
 
     async def close(self) -> None:
-        self._values.clear()
-        self._expires.clear()
+        self._entries.clear()

@@ -16,6 +16,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kaitiaki.errors import (
     ConfigError,
@@ -39,8 +40,7 @@ logger = logging.getLogger("kaitiaki.limits")
 _RESTART_ONLY = ("backend", "redis_url", "key_prefix", "store_timeout_seconds")
 
 
-@dataclass(frozen=True, slots=True)
-class RateDecision:
+class RateDecision(NamedTuple):
     """An admitted request: headers for its reply, leases to give back."""
 
     headers: tuple[tuple[str, str], ...] = ()
@@ -169,7 +169,7 @@ class RateLimits:
         headers = tuple(limit_headers(counted, verdict, self.settings))
         if not verdict.admitted:
             self._refuse(counted, verdict, headers, local)
-        leases = tuple(c for c in counted if c.kind == "concurrency")
+        leases = tuple([c for c in counted if c.kind == "concurrency"])
         return RateDecision(headers, leases, local, cost)
 
     def _refuse(

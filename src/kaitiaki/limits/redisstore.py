@@ -8,12 +8,13 @@ many gateways ask at once. Any failure to reach Redis becomes
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from kaitiaki.errors import StoreUnavailable
 from kaitiaki.limits.checks import Check, Verdict
@@ -22,19 +23,15 @@ from kaitiaki.limits.scripts import DECIDE, RELEASE
 __all__ = ["RedisStore"]
 
 
-def _arguments(checks: Sequence[Check], now: float) -> list[str | int]:
-    args: list[str | int] = [repr(now)]
-    for check in checks:
-        args += [
-            check.kind,
-            check.limit,
-            check.cost,
-            repr(check.interval),
-            repr(check.ends_at),
-            check.slices,
-            check.lease or "-",
+def _argument(checks: Sequence[Check], now: float) -> str:
+    return "|".join(
+        [repr(now)]
+        + [
+            f"{c.kind} {c.limit} {c.cost} {c.interval!r} {c.ends_at!r} {c.slices} "
+            f"{c.lease or '-'}"
+            for c in checks
         ]
-    return args
+    )
 
 
 class RedisStore:
@@ -51,21 +48,28 @@ class RedisStore:
             retry=Retry(NoBackoff(), 1),
             health_check_interval=30,
         )
-        self._decide = self.client.register_script(DECIDE)
+        # The script cache key Redis itself uses, not a security measure.
+        self._sha = hashlib.sha1(DECIDE.encode(), usedforsecurity=False).hexdigest()
         self._release = self.client.register_script(RELEASE)
 
     async def decide(self, checks: Sequence[Check], now: float) -> Verdict:
         keys = [self._prefix + check.key for check in checks]
+        argument = _argument(checks, now)
         try:
-            raw = await self._decide(keys=keys, args=_arguments(checks, now))
+            try:
+                raw = await self.client.evalsha(self._sha, len(keys), *keys, argument)
+            except NoScriptError:
+                # Redis restarted or its script cache was flushed.
+                self._sha = await self.client.script_load(DECIDE)
+                raw = await self.client.evalsha(self._sha, len(keys), *keys, argument)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
-        pairs = raw[2:]
+        fields = raw.split()
         return Verdict(
-            admitted=raw[0] == 1,
-            failed=int(raw[1]),
-            remaining=tuple(int(value) for value in pairs[0::2]),
-            reset=tuple(float(value) for value in pairs[1::2]),
+            fields[0] == b"1",
+            int(fields[1]),
+            tuple(map(int, fields[2::2])),
+            tuple([int(value) * 1e-9 for value in fields[3::2]]),
         )
 
     async def release(self, checks: Sequence[Check]) -> None:

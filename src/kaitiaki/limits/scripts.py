@@ -1,11 +1,15 @@
 """The Lua scripts the Redis store runs: one decision, one round trip.
 
 ``DECIDE`` mirrors :func:`kaitiaki.limits.memory.evaluate` step for step, so
-both stores pass the same contract tests. Each check takes seven arguments
-after ``now``: kind, limit, cost, interval, ends_at, slices, lease. Floats go
-in and out as ``%.17g`` text, which round-trips a double exactly. Every key
-gets a relative expiry (Redis' own clock) with a minute's margin, so counters
-vanish by themselves and gateway clock skew cannot cut a window short.
+both stores pass the same contract tests. The one argument is ``now``, then
+per check ``kind limit cost interval ends_at slices lease`` (space-separated),
+all joined by ``|``. Floats go in, and are stored, as ``%.17g`` text, which
+round-trips a double exactly. The reply is one space-separated string:
+admitted (1/0), index of the failed check (-1 when none), then per check the
+units remaining and the reset in nanoseconds. One argument and a flat reply
+keep the client's packing and parsing close to a bare PING. Every key gets a
+relative expiry (Redis' own clock) with a minute's margin, so counters vanish
+by themselves and gateway clock skew cannot cut a window short.
 """
 
 from __future__ import annotations
@@ -13,112 +17,115 @@ from __future__ import annotations
 __all__ = ["DECIDE", "RELEASE"]
 
 DECIDE = """
-local now = tonumber(ARGV[1])
-local EPS = 1e-9
-local MARGIN = 60000
+local specs = {}
+for spec in string.gmatch(ARGV[1], '[^|]+') do specs[#specs + 1] = spec end
+local now = tonumber(specs[1])
+local n = #KEYS
+local failed = -1
+local out = {}
+local kinds, a, b, c = {}, {}, {}, {}
+
 local function floor0(x)
-  local v = math.floor(x + EPS)
+  local v = math.floor(x + 1e-9)
   if v < 0 then return 0 end
   return v
 end
-local function num(x) return string.format('%.17g', x) end
 
-local function rate(key, limit, cost, interval)
-  local tat = tonumber(redis.call('GET', key) or '0')
-  if tat < now then tat = now end
-  local new_tat = tat + cost * interval
-  local allow_at = new_tat - limit * interval
-  if allow_at > now then
-    return false, floor0((now - (tat - limit * interval)) / interval), allow_at - now
-  end
-  return true, floor0((now - allow_at) / interval), new_tat - now, function()
-    redis.call('SET', key, num(new_tat), 'PX',
-      math.ceil((new_tat - now) * 1000) + MARGIN)
-  end
-end
-
-local function quota(key, limit, cost, ends_at)
-  local count = tonumber(redis.call('GET', key) or '0')
-  if count + cost > limit then return false, limit - count, ends_at - now end
-  return true, limit - count - cost, ends_at - now, function()
-    redis.call('INCRBY', key, cost)
-    redis.call('PEXPIRE', key, math.ceil((ends_at - now) * 1000) + MARGIN)
-  end
-end
-
-local function rolling(key, limit, cost, interval, slices)
-  local current = math.floor(now / interval)
-  local oldest = current - slices + 1
-  local raw = redis.call('HGETALL', key)
-  local live, stale, order, used = {}, {}, {}, 0
-  for i = 1, #raw, 2 do
-    local index, n = tonumber(raw[i]), tonumber(raw[i + 1])
-    if index >= oldest then
-      live[index] = n; used = used + n; table.insert(order, index)
+for i = 1, n do
+  local key = KEYS[i]
+  local kind, limit, cost, interval, ends_at, slices, lease = string.match(
+    specs[i + 1], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)')
+  limit, cost, interval = tonumber(limit), tonumber(cost), tonumber(interval)
+  local ok, remaining, reset = true, 0, 0
+  if kind == 'rate' then
+    local tat = tonumber(redis.call('GET', key) or '0')
+    if tat < now then tat = now end
+    local new_tat = tat + cost * interval
+    local allow_at = new_tat - limit * interval
+    if allow_at > now then
+      ok, remaining = false, floor0((now - (tat - limit * interval)) / interval)
+      reset = allow_at - now
     else
-      table.insert(stale, raw[i])
+      remaining, reset = floor0((now - allow_at) / interval), new_tat - now
+      a[i], b[i] = new_tat, math.ceil((new_tat - now) * 1000) + 60000
     end
-  end
-  table.sort(order)
-  if used + cost > limit then
-    local freed = 0
-    for _, index in ipairs(order) do
-      freed = freed + live[index]
-      if used - freed + cost <= limit then
-        return false, limit - used, (index + slices) * interval - now
+  elseif kind == 'quota' then
+    ends_at = tonumber(ends_at)
+    local count = tonumber(redis.call('GET', key) or '0')
+    reset = ends_at - now
+    if count + cost > limit then
+      ok, remaining = false, limit - count
+    else
+      remaining = limit - count - cost
+      a[i], b[i] = cost, math.ceil(reset * 1000) + 60000
+    end
+  elseif kind == 'rolling' then
+    slices = tonumber(slices)
+    local current = math.floor(now / interval)
+    local oldest = current - slices + 1
+    local raw = redis.call('HGETALL', key)
+    local live, stale, order, used = {}, {}, {}, 0
+    for j = 1, #raw, 2 do
+      local index, count = tonumber(raw[j]), tonumber(raw[j + 1])
+      if index >= oldest then
+        live[index] = count; used = used + count; order[#order + 1] = index
+      else
+        stale[#stale + 1] = raw[j]
       end
     end
-    return false, limit - used, slices * interval
-  end
-  local first = order[1] or current
-  if current < first then first = current end
-  return true, limit - used - cost, (first + slices) * interval - now, function()
-    if #stale > 0 then redis.call('HDEL', key, unpack(stale)) end
-    redis.call('HINCRBY', key, current, cost)
-    redis.call('PEXPIRE', key, math.ceil(slices * interval * 1000) + MARGIN)
-  end
-end
-
-local function concurrency(key, limit, interval, lease)
-  local held = redis.call('ZCOUNT', key, '(' .. num(now), '+inf')
-  if held + 1 > limit then return false, 0, 1.0 end
-  return true, limit - held - 1, 0.0, function()
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', num(now))
-    redis.call('ZADD', key, num(now + interval), lease)
-    redis.call('PEXPIRE', key, math.ceil(interval * 1000) + MARGIN)
-  end
-end
-
-local failed = -1
-local out = {}
-local writes = {}
-for i = 1, #KEYS do
-  local b = 1 + (i - 1) * 7
-  local kind, key = ARGV[b + 1], KEYS[i]
-  local limit, cost = tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
-  local interval, ends_at = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5])
-  local ok, remaining, reset, write
-  if kind == 'rate' then
-    ok, remaining, reset, write = rate(key, limit, cost, interval)
-  elseif kind == 'quota' then
-    ok, remaining, reset, write = quota(key, limit, cost, ends_at)
-  elseif kind == 'rolling' then
-    ok, remaining, reset, write = rolling(key, limit, cost, interval,
-      tonumber(ARGV[b + 6]))
+    table.sort(order)
+    if used + cost > limit then
+      ok, remaining, reset = false, limit - used, slices * interval
+      local freed = 0
+      for _, index in ipairs(order) do
+        freed = freed + live[index]
+        if used - freed + cost <= limit then
+          reset = (index + slices) * interval - now
+          break
+        end
+      end
+    else
+      local first = order[1] or current
+      if current < first then first = current end
+      remaining, reset = limit - used - cost, (first + slices) * interval - now
+      a[i], b[i], c[i] = current, math.ceil(slices * interval * 1000) + 60000, stale
+    end
   else
-    ok, remaining, reset, write = concurrency(key, limit, interval, ARGV[b + 7])
+    local held = redis.call('ZCOUNT', key, '(' .. string.format('%.17g', now), '+inf')
+    if held + 1 > limit then
+      ok, reset = false, 1.0
+    else
+      remaining = limit - held - 1
+      a[i], b[i], c[i] = now + interval, math.ceil(interval * 1000) + 60000, lease
+    end
   end
+  kinds[i] = kind
   if not ok and failed < 0 then failed = i - 1 end
-  writes[i] = write
-  out[2 * i + 1] = remaining
-  out[2 * i + 2] = num(reset)
+  out[#out + 1] = remaining
+  out[#out + 1] = string.format('%d', math.floor(reset * 1e9 + 0.5))
 end
+
 if failed < 0 then
-  for i = 1, #KEYS do writes[i]() end
+  for i = 1, n do
+    local key, kind = KEYS[i], kinds[i]
+    if kind == 'rate' then
+      redis.call('SET', key, string.format('%.17g', a[i]), 'PX', b[i])
+    elseif kind == 'quota' then
+      redis.call('INCRBY', key, a[i])
+      redis.call('PEXPIRE', key, b[i])
+    elseif kind == 'rolling' then
+      if #c[i] > 0 then redis.call('HDEL', key, unpack(c[i])) end
+      local cost = tonumber(string.match(specs[i + 1], '%S+ %S+ (%S+)'))
+      redis.call('HINCRBY', key, a[i], cost)
+      redis.call('PEXPIRE', key, b[i])
+    else
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now))
+      redis.call('ZADD', key, string.format('%.17g', a[i]), c[i])
+      redis.call('PEXPIRE', key, b[i])
+    end
+  end
 end
-out[1] = failed < 0 and 1 or 0
-out[2] = failed
-return out
+return (failed < 0 and '1 ' or '0 ') .. failed .. ' ' .. table.concat(out, ' ')
 """
 
 RELEASE = """
