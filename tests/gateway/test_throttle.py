@@ -173,3 +173,32 @@ def test_rl06_local_mode_caps_at_a_fraction_when_redis_stops(
         assert codes == {"rate_client_local"}
         assert app.limits is not None
         assert app.limits.health.state == "degraded"
+
+
+def test_search_form_body_is_charged_at_its_full_cost(
+    standin: StandIn, recorder: Recorder, tmp_path: Path
+) -> None:
+    # The URL's unit is charged first; a refusal after the body keeps it.
+    limits = 'default_rate = "5/hour"'
+    with throttled_gateway(standin, recorder, tmp_path, limits) as (gw, _):
+        headers = {
+            **bearer(standin.token()),
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        includes = "&".join(f"_include=Patient:link{n}" for n in range(5))
+        costly = gw.client.post(
+            "/fhir/Patient/_search", headers=headers, content=includes
+        )
+        assert costly.status_code == 429
+        assert costly.json()["issue"][0]["code"] == "too-costly"
+        assert "retry-after" not in costly.headers
+
+        three = "_include=Patient:a&_include=Patient:b&_include=Patient:c"
+        fits = gw.client.post("/fhir/Patient/_search", headers=headers, content=three)
+        assert fits.status_code == 201  # the stand-in upstream answers POST so
+        assert fits.headers["ratelimit"] == '"limit";r=0;t=3600'
+        after = gw.client.get("/fhir/Patient", headers=bearer(standin.token()))
+        assert after.status_code == 429
+        assert len(gw.recorder.requests) == 1
+        codes = [e["refusal_code"] for e in gw.events()]
+        assert codes == ["cost_over_limit", None, "rate_client"]

@@ -270,3 +270,53 @@ async def test_reload_changes_limits_and_keeps_counters() -> None:
     with pytest.raises(ConfigError, match=r"limits\.backend"):
         rl.reload(LimitSettings(backend="redis"))
     assert rl.settings.clients == {"c1": "plus"}
+
+
+async def test_top_up_charges_the_difference() -> None:
+    rl = limits(default_rate="5/minute")
+    grant = await rl.check_client("c1", NOW, interaction="search-type-post")
+    grant = await rl.top_up(grant, NOW, query=[("_include", "a"), ("_include", "b")])
+    assert grant.cost == 3
+    assert await spend(rl, 3) == ["ok", "ok", "rate_client"]
+
+
+async def test_top_up_refuses_over_remaining_and_over_limit() -> None:
+    rl = limits(default_rate="3/minute")
+    grant = await rl.check_client("c1", NOW, interaction="search-type-post")
+    with pytest.raises(CostOverLimit):
+        await rl.top_up(grant, NOW, query=[("_include", str(n)) for n in range(3)])
+    await rl.check_client("c1", NOW, interaction="search-type")
+    with pytest.raises(RateLimited) as caught:
+        await rl.top_up(grant, NOW, query=[("_include", "a"), ("_include", "b")])
+    assert caught.value.detail == "rate_client"
+    # One unit is still there: the refused top-up charged nothing.
+    assert await spend(rl, 2) == ["ok", "rate_client"]
+
+
+async def test_top_up_counts_bundle_entries() -> None:
+    rl = limits(default_rate="10/minute")
+    grant = await rl.check_client("c1", NOW, interaction="transaction")
+    grant = await rl.top_up(grant, NOW, entries=4)
+    assert grant.cost == 5
+    for _ in range(5):
+        await rl.check_client("c1", NOW, interaction="create")
+    with pytest.raises(RateLimited):
+        await rl.check_client("c1", NOW, interaction="update")
+
+
+async def test_top_up_in_local_mode_stays_local() -> None:
+    store = FlakyStore()
+    rl = limits(
+        store,
+        backend="redis",
+        default_rate="8/minute",
+        on_store_failure="local",
+        local_fraction=0.5,
+    )
+    store.down = True
+    grant = await rl.check_client("c1", NOW, interaction="search-type-post")
+    assert grant.local
+    store.down = False
+    grant = await rl.top_up(grant, NOW, query=[("_include", "a"), ("_include", "b")])
+    assert grant.cost == 3
+    assert store.calls == 1

@@ -192,15 +192,22 @@ async def handle_request(
             query=request.query,
         )
 
-        trail.step = "authorise"
-        scopes = parse_scopes(principal.scope)
-        authorise(scopes, interaction, request)
-
-        trail.step = "validate"
-        body, request = await _body(gateway, receive, request, interaction, trail)
-        if interaction.name == "search-type-post":
+        try:
             trail.step = "authorise"
+            scopes = parse_scopes(principal.scope)
             authorise(scopes, interaction, request)
+
+            trail.step = "validate"
+            body, request = await _body(gateway, receive, request, interaction, trail)
+            if interaction.name == "search-type-post":
+                trail.step = "throttle"
+                grant = await gateway.limits.top_up(grant, now, query=request.query)
+                trail.step = "authorise"
+                authorise(scopes, interaction, request)
+        except BaseException:
+            # A refused request gives its concurrency lease back at once.
+            await gateway.limits.release(grant)
+            raise
 
     trail.step = "upstream"
     try:

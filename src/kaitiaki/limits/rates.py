@@ -26,7 +26,7 @@ from kaitiaki.errors import (
     StoreUnavailable,
 )
 from kaitiaki.limits.checks import Check, LimitStore, Verdict, scaled
-from kaitiaki.limits.config import LimitSettings
+from kaitiaki.limits.config import ROUTE_GROUPS, LimitSettings
 from kaitiaki.limits.cost import request_cost, route_group
 from kaitiaki.limits.headers import limit_headers
 from kaitiaki.limits.memory import MemoryStore
@@ -47,6 +47,8 @@ class RateDecision(NamedTuple):
     leases: tuple[Check, ...] = ()
     local: bool = False
     cost: int = 0
+    checks: tuple[Check, ...] = ()
+    group: str = ""
 
 
 @dataclass(slots=True)
@@ -141,7 +143,46 @@ class RateLimits:
             organisation=organisation,
             lease=lease,
         )
-        return await self._admit(checks, now, cost=cost)
+        decision = await self._admit(checks, now, cost=cost)
+        return decision._replace(group=group)
+
+    async def top_up(
+        self,
+        decision: RateDecision,
+        now: float,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        entries: int = 0,
+    ) -> RateDecision:
+        """Charge what a request turned out to cost once its body was read
+        (a ``_search`` form, a Bundle's entries) beyond what was counted."""
+        if decision.group not in ROUTE_GROUPS:
+            return decision
+        costs = self.settings.costs
+        cost = request_cost(decision.group, query, costs, entries=entries)
+        if cost <= decision.cost:
+            return decision
+        extra = [
+            check._replace(cost=check.cost + cost - decision.cost)
+            for check in decision.checks
+            if check.kind != "concurrency"
+        ]
+        for check in extra:
+            if check.cost > check.limit:
+                raise CostOverLimit(
+                    "The request costs more than its limit allows; ask for less.",
+                    detail="cost_over_limit",
+                )
+        charged = [c._replace(cost=cost - decision.cost) for c in extra]
+        if decision.local:
+            # Already scaled for this process: count them here, not in Redis.
+            verdict = self._local.decide_now(charged, now)
+            headers = tuple(limit_headers(charged, verdict, self.settings))
+            if not verdict.admitted:
+                self._refuse(charged, verdict, headers, local=True)
+            return decision._replace(headers=headers, cost=cost)
+        grant = await self._admit(charged, now, cost=cost - decision.cost)
+        return decision._replace(headers=grant.headers, cost=cost)
 
     async def release(self, decision: RateDecision) -> None:
         """Give back the concurrency leases an admitted request holds."""
@@ -170,7 +211,7 @@ class RateLimits:
         if not verdict.admitted:
             self._refuse(counted, verdict, headers, local)
         leases = tuple([c for c in counted if c.kind == "concurrency"])
-        return RateDecision(headers, leases, local, cost)
+        return RateDecision(headers, leases, local, cost, tuple(counted))
 
     def _refuse(
         self,
