@@ -87,6 +87,7 @@ async def test_cost_over_the_whole_limit_is_refused_outright() -> None:
     assert caught.value.status == 429
     assert caught.value.issue_code == "too-costly"
     assert "Retry-After" not in caught.value.headers
+    assert rl.health.refusals == {"cost_over_limit": 1}
     # Nothing was charged: the whole burst is still there.
     assert await spend(rl, 5) == ["ok"] * 5
 

@@ -167,12 +167,7 @@ class RateLimits:
             for check in decision.checks
             if check.kind != "concurrency"
         ]
-        for check in extra:
-            if check.cost > check.limit:
-                raise CostOverLimit(
-                    "The request costs more than its limit allows; ask for less.",
-                    detail="cost_over_limit",
-                )
+        self._refuse_outright(extra)
         charged = [c._replace(cost=cost - decision.cost) for c in extra]
         if decision.local:
             # Already scaled for this process: count them here, not in Redis.
@@ -199,19 +194,23 @@ class RateLimits:
     ) -> RateDecision:
         if not checks:
             return RateDecision(cost=cost)
-        for check in checks:
-            if check.kind != "concurrency" and check.cost > check.limit:
-                self._count(check.refusal)
-                raise CostOverLimit(
-                    "The request costs more than its limit allows; ask for less.",
-                    detail="cost_over_limit",
-                )
+        self._refuse_outright(checks)
         verdict, counted, local = await self._decide(checks, now)
         headers = tuple(limit_headers(counted, verdict, self.settings))
         if not verdict.admitted:
             self._refuse(counted, verdict, headers, local)
         leases = tuple([c for c in counted if c.kind == "concurrency"])
         return RateDecision(headers, leases, local, cost, tuple(counted))
+
+    def _refuse_outright(self, checks: Sequence[Check]) -> None:
+        """Refuse, before asking the store, a cost no window could ever hold."""
+        for check in checks:
+            if check.kind != "concurrency" and check.cost > check.limit:
+                self._count("cost_over_limit")
+                raise CostOverLimit(
+                    "The request costs more than its limit allows; ask for less.",
+                    detail="cost_over_limit",
+                )
 
     def _refuse(
         self,
