@@ -41,7 +41,8 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[LimitStore]:
         return
     require_redis()
     prefix = unique_prefix()
-    backend = RedisStore(SHARED_REDIS, prefix=prefix, timeout=2.0)
+    # The contract injects time, so the store takes the caller's clock.
+    backend = RedisStore(SHARED_REDIS, prefix=prefix, timeout=2.0, server_clock=False)
     try:
         yield backend
     finally:

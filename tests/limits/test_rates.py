@@ -321,3 +321,16 @@ async def test_top_up_in_local_mode_stays_local() -> None:
     grant = await rl.top_up(grant, NOW, query=[("_include", "a"), ("_include", "b")])
     assert grant.cost == 3
     assert store.calls == 1
+
+
+async def test_lease_release_failure_is_logged_not_raised(caplog: Any) -> None:
+    class NoRelease(MemoryStore):
+        async def release(self, checks: Sequence[Check]) -> None:
+            raise StoreUnavailable("redis: TimeoutError")
+
+    rl = limits(NoRelease(), routes={"bulk": {"rate": "100/second"}})
+    grant = await rl.check_client("c1", NOW, path="/fhir/Patient/a/$everything")
+    assert grant.leases
+    with caplog.at_level(logging.WARNING, "kaitiaki.limits"):
+        await rl.release(grant)
+    assert any("will expire" in record.message for record in caplog.records)

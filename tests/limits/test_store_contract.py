@@ -5,12 +5,15 @@ Time is passed in, never slept: ``now`` moves by arithmetic.
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
 from kaitiaki.limits.checks import Check, LimitStore
 from kaitiaki.limits.memory import MemoryStore
+from kaitiaki.limits.redisstore import RedisStore
+from tests.redis_support import SHARED_REDIS
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +149,19 @@ async def test_store_agrees_with_the_reference_evaluation(store: LimitStore) -> 
         assert got.failed == expected.failed
         assert got.remaining == expected.remaining
         assert got.reset == pytest.approx(expected.reset)
+
+
+async def test_redis_store_is_exact_for_concurrent_clients(redis_prefix: str) -> None:
+    """RL-02 in one process: three clients, sixty concurrent decisions."""
+    stores = [
+        RedisStore(SHARED_REDIS, prefix=redis_prefix, timeout=5.0) for _ in range(3)
+    ]
+    checks = [rate("race", limit=7, interval=3600.0), quota("race-q", limit=50)]
+    try:
+        verdicts = await asyncio.gather(
+            *(stores[n % 3].decide(checks, T0 + n * 1e-3) for n in range(60))
+        )
+    finally:
+        for store in stores:
+            await store.close()
+    assert sum(verdict.admitted for verdict in verdicts) == 7

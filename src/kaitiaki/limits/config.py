@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
+    "BUILTIN_ROUTES",
     "ROUTE_GROUPS",
     "CostSettings",
     "LimitSettings",
@@ -77,8 +78,8 @@ class RouteLimit(_Frozen):
 Plan = dict[PlanKey, RouteLimit]
 
 
-def _default_routes() -> dict[RouteGroup, RouteLimit]:
-    return {"bulk": RouteLimit(concurrency=2)}
+#: Built in beneath ``[limits.routes]``: what an unset field falls back to.
+BUILTIN_ROUTES: dict[RouteGroup, RouteLimit] = {"bulk": RouteLimit(concurrency=2)}
 
 
 class CostSettings(_Frozen):
@@ -106,6 +107,7 @@ class LimitSettings(_Frozen):
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = Field(default="kaitiaki:rl:", min_length=1, max_length=64)
     store_timeout_seconds: float = Field(default=0.5, gt=0, le=10)
+    store_clock: Literal["redis", "gateway"] = "redis"
     store_retry_seconds: float = Field(default=1.0, ge=0, le=60)
     on_store_failure: Literal["refuse", "local"] = "refuse"
     local_fraction: float = Field(default=0.25, gt=0, le=1)
@@ -122,7 +124,7 @@ class LimitSettings(_Frozen):
     address_rate: RateText = "1200/minute"
     address_burst: int | None = Field(default=None, ge=1, le=10_000_000)
     default_rate: RateText = "120/minute"
-    routes: dict[RouteGroup, RouteLimit] = Field(default_factory=_default_routes)
+    routes: dict[RouteGroup, RouteLimit] = Field(default_factory=dict)
     plans: dict[str, Plan] = Field(default_factory=dict)
     clients: dict[str, str] = Field(default_factory=dict)
     subject: Plan = Field(default_factory=dict)

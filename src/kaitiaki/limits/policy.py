@@ -5,7 +5,8 @@ Keys: the client address (before authentication), the client, the subject
 separately per route group. The limits of one (key, route group) are
 layered, each layer filling what the one above leaves unset::
 
-    plan entry for the group  >  plan "*"  >  [limits.routes.<group>]  >  default_rate
+    plan entry for the group  >  plan "*"  >  [limits.routes.<group>]
+        >  built-in route defaults (bulk: concurrency 2)  >  default_rate
 
 Rates and quotas are parsed with ``limits``' rate grammar
 (``"600/minute"``, ``"10 per second"``).
@@ -19,7 +20,13 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from kaitiaki.limits.checks import Check
-from kaitiaki.limits.config import LimitSettings, Plan, RouteGroup, RouteLimit
+from kaitiaki.limits.config import (
+    BUILTIN_ROUTES,
+    LimitSettings,
+    Plan,
+    RouteGroup,
+    RouteLimit,
+)
 from kaitiaki.limits.windows import Period, WindowCache, rolling_shape
 from limits import parse
 
@@ -126,7 +133,8 @@ class Policy:
         if cached is not None:
             return cached
         base = RouteLimit(rate=self.settings.default_rate)
-        routes = self.settings.routes.get(group, RouteLimit()).over(base)
+        builtin = BUILTIN_ROUTES.get(group, RouteLimit()).over(base)
+        routes = self.settings.routes.get(group, RouteLimit()).over(builtin)
         compiled = _compile(_layer(self._plan(plan_name), group, routes))
         self._cache["client", plan_name or "", group] = compiled
         return compiled

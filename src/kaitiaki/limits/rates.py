@@ -37,7 +37,13 @@ __all__ = ["LimiterHealth", "RateDecision", "RateLimits", "open_store"]
 logger = logging.getLogger("kaitiaki.limits")
 
 #: Settings a reload cannot change: they choose and reach the store.
-_RESTART_ONLY = ("backend", "redis_url", "key_prefix", "store_timeout_seconds")
+_RESTART_ONLY = (
+    "backend",
+    "redis_url",
+    "key_prefix",
+    "store_timeout_seconds",
+    "store_clock",
+)
 
 
 class RateDecision(NamedTuple):
@@ -73,6 +79,7 @@ def open_store(settings: LimitSettings) -> LimitStore:
             settings.redis_url,
             prefix=settings.key_prefix,
             timeout=settings.store_timeout_seconds,
+            server_clock=settings.store_clock == "redis",
         )
     return MemoryStore()
 

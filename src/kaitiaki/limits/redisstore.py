@@ -23,9 +23,9 @@ from kaitiaki.limits.scripts import DECIDE, RELEASE
 __all__ = ["RedisStore"]
 
 
-def _argument(checks: Sequence[Check], now: float) -> str:
+def _argument(checks: Sequence[Check], now: float | None) -> str:
     return "|".join(
-        [repr(now)]
+        ["redis" if now is None else repr(now)]
         + [
             f"{c.kind} {c.limit} {c.cost} {c.interval!r} {c.ends_at!r} {c.slices} "
             f"{c.lease or '-'}"
@@ -37,8 +37,13 @@ def _argument(checks: Sequence[Check], now: float) -> str:
 class RedisStore:
     """One client with a small pool; scripts are loaded on first use."""
 
-    def __init__(self, url: str, *, prefix: str, timeout: float) -> None:
+    def __init__(
+        self, url: str, *, prefix: str, timeout: float, server_clock: bool = True
+    ) -> None:
         self._prefix = prefix
+        # Redis' clock by default: replicas whose clocks differ would
+        # otherwise see a bucket started by a clock ahead of theirs as fuller.
+        self._server_clock = server_clock
         # One quick retry covers a pooled connection that Redis closed while
         # idle; anything longer would hold requests while Redis is down.
         self.client = Redis.from_url(
@@ -54,7 +59,7 @@ class RedisStore:
 
     async def decide(self, checks: Sequence[Check], now: float) -> Verdict:
         keys = [self._prefix + check.key for check in checks]
-        argument = _argument(checks, now)
+        argument = _argument(checks, None if self._server_clock else now)
         try:
             try:
                 raw = await self.client.evalsha(self._sha, len(keys), *keys, argument)

@@ -1,9 +1,10 @@
 """The Lua scripts the Redis store runs: one decision, one round trip.
 
 ``DECIDE`` mirrors :func:`kaitiaki.limits.memory.evaluate` step for step, so
-both stores pass the same contract tests. The one argument is ``now``, then
-per check ``kind limit cost interval ends_at slices lease`` (space-separated),
-all joined by ``|``. Floats go in, and are stored, as ``%.17g`` text, which
+both stores pass the same contract tests. The one argument is ``now`` (or
+``redis``: Redis' own ``TIME``, one clock for every replica), then per check
+``kind limit cost interval ends_at slices lease`` (space-separated), all
+joined by ``|``. Floats go in, and are stored, as ``%.17g`` text, which
 round-trips a double exactly. The reply is one space-separated string:
 admitted (1/0), index of the failed check (-1 when none), then per check the
 units remaining and the reset in nanoseconds. One argument and a flat reply
@@ -20,6 +21,10 @@ DECIDE = """
 local specs = {}
 for spec in string.gmatch(ARGV[1], '[^|]+') do specs[#specs + 1] = spec end
 local now = tonumber(specs[1])
+if now == nil then
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+end
 local n = #KEYS
 local failed = -1
 local out = {}
