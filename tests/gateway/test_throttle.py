@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
-from tests.gateway.conftest import Recorder, StandIn
+from tests.gateway.conftest import GatewayUnderTest, Recorder, StandIn
 from tests.gateway.throttle_support import FHIR, bearer, throttled_gateway
 from tests.redis_support import OwnRedis, own_redis_server
 
@@ -20,6 +20,13 @@ from tests.redis_support import OwnRedis, own_redis_server
 @pytest.fixture
 def own_redis() -> Iterator[OwnRedis]:
     yield from own_redis_server()
+
+
+def statuses(gw: GatewayUnderTest, token: str, count: int) -> list[int]:
+    return [
+        gw.client.get("/fhir/Patient", headers=bearer(token)).status_code
+        for _ in range(count)
+    ]
 
 
 SPOOFED = [
@@ -134,19 +141,12 @@ def test_rl06_redis_stopped_then_back_recovers_by_itself(
     )
     with throttled_gateway(standin, recorder, tmp_path, limits) as (gw, _):
         token = standin.token()
-
-        def statuses(count: int) -> list[int]:
-            return [
-                gw.client.get("/fhir/Patient", headers=bearer(token)).status_code
-                for _ in range(count)
-            ]
-
-        assert statuses(2) == [200, 200]
+        assert statuses(gw, token, 2) == [200, 200]
         own_redis.stop()
-        assert set(statuses(100)) == {503}
+        assert set(statuses(gw, token, 100)) == {503}
         own_redis.start()
-        assert statuses(3) == [200, 200, 200]
-        assert statuses(1) == [429]
+        assert statuses(gw, token, 3) == [200, 200, 200]
+        assert statuses(gw, token, 1) == [429]
         assert len(gw.recorder.requests) == 5
         codes = [e["refusal_code"] for e in gw.events()]
         assert codes.count("limiter_unavailable") == 100
@@ -160,14 +160,10 @@ def test_rl06_local_mode_caps_at_a_fraction_when_redis_stops(
         'default_rate = "12/hour"\non_store_failure = "local"\nlocal_fraction = 0.25'
     )
     with throttled_gateway(standin, recorder, tmp_path, limits) as (gw, app):
-        token = standin.token()
         own_redis.stop()
-        statuses = [
-            gw.client.get("/fhir/Patient", headers=bearer(token)).status_code
-            for _ in range(100)
-        ]
-        assert statuses[:3] == [200, 200, 200]
-        assert set(statuses[3:]) == {429}
+        seen = statuses(gw, standin.token(), 100)
+        assert seen[:3] == [200, 200, 200]
+        assert set(seen[3:]) == {429}
         assert len(gw.recorder.requests) == 3
         codes = {e["refusal_code"] for e in gw.events() if e["status"] == 429}
         assert codes == {"rate_client_local"}
@@ -202,3 +198,20 @@ def test_search_form_body_is_charged_at_its_full_cost(
         assert len(gw.recorder.requests) == 1
         codes = [e["refusal_code"] for e in gw.events()]
         assert codes == ["cost_over_limit", None, "rate_client"]
+
+
+def test_subjects_and_clients_have_separate_buckets(
+    standin: StandIn, recorder: Recorder, tmp_path: Path
+) -> None:
+    limits = 'default_rate = "1000/hour"\n[limits.subject."*"]\nrate = "2/hour"'
+    with throttled_gateway(standin, recorder, tmp_path, limits) as (gw, _):
+        user_a = standin.token({"sub": "user-a"})
+        user_b = standin.token({"sub": "user-b"})
+        assert statuses(gw, user_a, 3) == [200, 200, 429]
+        assert statuses(gw, user_b, 2) == [200, 200]
+        # A client acting for itself (sub = client_id) has no subject limit.
+        assert statuses(gw, standin.token(), 3) == [200, 200, 200]
+        refused = [e for e in gw.events() if e["status"] == 429]
+        assert [(e["refusal_code"], e["subject"]) for e in refused] == [
+            ("rate_subject", "user-a")
+        ]
