@@ -10,6 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from tests.conftest import free_port
 from tests.gateway.conftest import GatewayUnderTest, Recorder, StandIn
@@ -215,3 +219,22 @@ def test_subjects_and_clients_have_separate_buckets(
         assert [(e["refusal_code"], e["subject"]) for e in refused] == [
             ("rate_subject", "user-a")
         ]
+
+
+def test_upstream_ratelimit_headers_are_replaced_by_the_gateways(
+    standin: StandIn, recorder: Recorder, tmp_path: Path
+) -> None:
+    async def chatty(request: Request) -> Response:
+        return JSONResponse(
+            {"resourceType": "Bundle", "type": "searchset"},
+            headers={"ratelimit": '"upstream";r=999;t=1', "x-other": "kept"},
+            media_type="application/fhir+json",
+        )
+
+    app = Starlette(routes=[Route("/{path:path}", chatty)])
+    limits = 'default_rate = "10/minute"'
+    with throttled_gateway(standin, recorder, tmp_path, limits, app) as (gw, _):
+        response = gw.client.get("/fhir/Patient", headers=bearer(standin.token()))
+        assert response.status_code == 200
+        assert response.headers.get_list("ratelimit") == ['"limit";r=9;t=6']
+        assert response.headers["x-other"] == "kept"

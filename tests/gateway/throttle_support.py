@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -37,9 +38,13 @@ path = "{audit}"
 
 @contextmanager
 def throttled_gateway(
-    standin: StandIn, recorder: Recorder, tmp: Path, limits: str
+    standin: StandIn,
+    recorder: Recorder,
+    tmp: Path,
+    limits: str,
+    upstream_asgi: Any = None,
 ) -> Iterator[tuple[GatewayUnderTest, Gateway]]:
-    with ThreadServer(upstream_app(recorder)) as upstream:
+    with ThreadServer(upstream_asgi or upstream_app(recorder)) as upstream:
         text = settings_toml(standin.url, upstream.url, tmp / "audit.jsonl", limits)
         app = Gateway(parse_settings(text, source="test"))
         with (

@@ -214,6 +214,9 @@ async def handle_request(
         reply = await _proxy(gateway, request, body, trail, cacheable=public)
     finally:
         await gateway.limits.release(grant)
+    # The gateway's limits replace any the upstream advertised.
+    ours = {name for name, _ in grant.headers}
+    reply.headers = [h for h in reply.headers if h[0] not in ours]
     reply.headers.extend(grant.headers)
     return reply
 
