@@ -89,6 +89,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.gateway.workers > 1:
         return _serve_workers(args, settings)
     gateway = Gateway(settings)
+    _reload_limits_on_sighup(gateway, args)
     if not settings.admin.enabled:
         _serve_asgi(gateway, settings.gateway.host, settings.gateway.port)
         return 0
@@ -102,6 +103,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host, port = settings.gateway.host, settings.gateway.port
     serve_together(gateway, host, port, admin, settings.admin)
     return 0
+
+
+def _reload_limits_on_sighup(gateway: Any, args: argparse.Namespace) -> None:
+    """SIGHUP rereads the settings file and applies its ``[limits]``."""
+    import signal
+
+    def reload(signum: int, frame: object) -> None:
+        if gateway.limits is None:
+            return
+        try:
+            gateway.limits.reload(_settings(args).limits)
+        except KaitiakiError as exc:
+            logger.error("limits not reloaded: %s", exc)
+
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, reload)
 
 
 def cmd_issuer(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ a stable machine ``code``::
     ├── ProbeError                  the conformance probe cannot go on safely
     │   ├── OutOfScope              a request would leave the probed hosts or methods
     │   └── BudgetSpent             the profile's request budget is used up
+    ├── StoreUnavailable            the rate limiter's counter store is unreachable
     └── Refusal                     a request is refused; becomes a 4xx/5xx reply
         ├── BadRequest              400 malformed path, query, header or body
         │   └── InvalidRequestContext
@@ -22,7 +23,9 @@ a stable machine ``code``::
         ├── Forbidden               403 authenticated, but not allowed
         │   └── InsufficientScope
         ├── RateLimited             429 a limit or quota is spent
+        │   └── CostOverLimit       429 one request costs more than the whole limit
         ├── DependencyUnavailable   503 a control's dependency is down (fail closed)
+        │   └── LimiterUnavailable  503 the counter store is down, no degraded mode
         ├── UpstreamFailed          502 the upstream could not be reached
         └── InternalFault           500 a fault of ours; details only in the log
 
@@ -62,6 +65,13 @@ class BudgetSpent(ProbeError):
     """The profile's request budget is spent; no more requests are sent."""
 
     code = "probe_budget_spent"
+
+
+class StoreUnavailable(KaitiakiError):
+    """The limiter's counter store (Redis) could not answer; never shown to a
+    client: the limiter turns it into a refusal or its degraded mode."""
+
+    code = "store_unavailable"
 
 
 class Refusal(KaitiakiError):
@@ -179,10 +189,21 @@ class RateLimited(Refusal):
     issue_code = "throttled"
 
 
+class CostOverLimit(RateLimited):
+    """Waiting cannot help: the request must ask for less (FHIR ``too-costly``)."""
+
+    code = "cost_over_limit"
+    issue_code = "too-costly"
+
+
 class DependencyUnavailable(Refusal):
     status = 503
     code = "dependency_unavailable"
     issue_code = "transient"
+
+
+class LimiterUnavailable(DependencyUnavailable):
+    code = "limiter_unavailable"
 
 
 class UpstreamFailed(Refusal):

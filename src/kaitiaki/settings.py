@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kaitiaki.errors import ConfigError
 from kaitiaki.iam import SecretReference, check_owner_only
+from kaitiaki.limits.config import LimitSettings
 
 __all__ = [
     "AdminSettings",
@@ -123,18 +124,6 @@ class AuthSettings(_Frozen):
         if not self.allow_rs256:
             allowed.discard("RS256")
         return frozenset(allowed)
-
-
-class LimitSettings(_Frozen):
-    """Request rates (``"600/minute"``), counted in memory for one process.
-
-    ``address_rate`` is checked first, per client address, before any token is
-    looked at; ``default_rate`` and ``clients`` apply per authenticated client.
-    """
-
-    address_rate: RateText = "1200/minute"
-    default_rate: RateText = "120/minute"
-    clients: dict[str, RateText] = Field(default_factory=dict)
 
 
 class AuditSettings(_Frozen):

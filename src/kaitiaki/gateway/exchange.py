@@ -160,8 +160,9 @@ async def handle_request(
     settings = gateway.settings
     request = _canonical(gateway, scope, trail)
     now = gateway.clock()
-    if gateway.limits is not None:
-        await gateway.limits.check_address(trail.client_address, now)
+    if gateway.limits is None:
+        raise RuntimeError("gateway used before startup")
+    grant = await gateway.limits.check_address(trail.client_address, now)
     interaction = _route(gateway, request, trail)
 
     trail.step = "filter"
@@ -174,7 +175,7 @@ async def handle_request(
     if not public:
         trail.step = "authenticate"
         token = bearer_token(request, max_bytes=settings.auth.max_token_bytes)
-        if gateway.keys is None or gateway.limits is None:
+        if gateway.keys is None:
             raise RuntimeError("gateway used before startup")
         principal = await verify_access_token(
             token, settings.auth, gateway.keys, int(now)
@@ -184,20 +185,43 @@ async def handle_request(
             raise Forbidden("The client is suspended.", detail="client_suspended")
 
         trail.step = "throttle"
-        await gateway.limits.check_client(principal.client_id, now)
+        grant = await gateway.limits.check_client(
+            principal.client_id,
+            now,
+            subject=principal.subject,
+            organisation=None,
+            interaction=interaction.name,
+            path=request.path,
+            query=request.query,
+        )
 
-        trail.step = "authorise"
-        scopes = parse_scopes(principal.scope)
-        authorise(scopes, interaction, request)
-
-        trail.step = "validate"
-        body, request = await _body(gateway, receive, request, interaction, trail)
-        if interaction.name == "search-type-post":
+        try:
             trail.step = "authorise"
+            scopes = parse_scopes(principal.scope)
             authorise(scopes, interaction, request)
 
+            trail.step = "validate"
+            body, request = await _body(gateway, receive, request, interaction, trail)
+            if interaction.name == "search-type-post":
+                trail.step = "throttle"
+                grant = await gateway.limits.top_up(grant, now, query=request.query)
+                trail.step = "authorise"
+                authorise(scopes, interaction, request)
+        except BaseException:
+            # A refused request gives its concurrency lease back at once.
+            await gateway.limits.release(grant)
+            raise
+
     trail.step = "upstream"
-    return await _proxy(gateway, request, body, trail, cacheable=public)
+    try:
+        reply = await _proxy(gateway, request, body, trail, cacheable=public)
+    finally:
+        await gateway.limits.release(grant)
+    # The gateway's limits replace any the upstream advertised.
+    ours = {name for name, _ in grant.headers}
+    reply.headers = [h for h in reply.headers if h[0] not in ours]
+    reply.headers.extend(grant.headers)
+    return reply
 
 
 async def _proxy(

@@ -1,5 +1,14 @@
-"""Request-rate limits, counted with the maintained ``limits`` library."""
+"""Throttling and quotas: GCRA rates, calendar or rolling quotas, concurrency
+caps and FHIR request costs, counted in memory or atomically in Redis."""
 
-from kaitiaki.limits.rates import RateDecision, RateLimits
+from kaitiaki.limits.config import CostSettings, LimitSettings, RouteLimit
+from kaitiaki.limits.rates import LimiterHealth, RateDecision, RateLimits
 
-__all__ = ["RateDecision", "RateLimits"]
+__all__ = [
+    "CostSettings",
+    "LimitSettings",
+    "LimiterHealth",
+    "RateDecision",
+    "RateLimits",
+    "RouteLimit",
+]
