@@ -53,6 +53,7 @@ class Gateway:
         self.keys = JwksCache(self.settings.auth, self.session, self.clock)
         self.limits = RateLimits(self.settings.limits)
         self.sink = open_sink(self.settings.audit)
+        _warn_weak_policies(self.settings)
         logger.info("gateway %s ready", self.settings.gateway.instance)
 
     async def shutdown(self) -> None:
@@ -128,6 +129,17 @@ class Gateway:
             logger.exception("audit sink failed; refusing rather than serve unaudited")
             return _unaudited()
         return reply
+
+
+def _warn_weak_policies(settings: Settings) -> None:
+    authorise = settings.authorise
+    policies = [authorise.client_credentials]
+    policies += [route.client_credentials for route in authorise.routes]
+    if "allow" in policies:
+        logger.warning(
+            "client credentials are accepted without a Request-Context "
+            "(authorise.client_credentials = \"allow\")"
+        )
 
 
 def _unaudited() -> Reply:

@@ -7,10 +7,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kaitiaki.controls.authenticate import bearer_token
-from kaitiaki.controls.authorise import authorise
+from kaitiaki.controls.authorise import Decision, authorise
+from kaitiaki.controls.bundle import authorise_bundle
+from kaitiaki.controls.compartment import check_in_compartment, filter_reply
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
-from kaitiaki.controls.validate import check_accept, check_body_headers, check_resource
+from kaitiaki.controls.policy import apply_policy
+from kaitiaki.controls.validate import (
+    check_accept,
+    check_body_headers,
+    check_json_body,
+    check_resource,
+)
 from kaitiaki.errors import (
     BadRequest,
     NotFound,
@@ -20,7 +28,8 @@ from kaitiaki.errors import (
 )
 from kaitiaki.fhir.interactions import Interaction, match_interaction
 from kaitiaki.fhir.outcome import refusal_outcome
-from kaitiaki.fhir.scopes import parse_scopes
+from kaitiaki.fhir.scopes import Grants, parse_scopes
+from kaitiaki.gateway.public import is_public
 from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
 from kaitiaki.gateway.upstream import forward, outbound_headers
 from kaitiaki.request import (
@@ -33,6 +42,7 @@ from kaitiaki.request import (
     parse_query,
 )
 from kaitiaki.tokens import verify_access_token
+from kaitiaki.tokens.jwt import Principal
 
 if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive, Scope
@@ -40,6 +50,7 @@ if TYPE_CHECKING:
 __all__ = ["Trail", "handle_request"]
 
 _FORM = "application/x-www-form-urlencoded"
+_SEARCH_POSTS = frozenset({"search-type-post", "search-system-post"})
 
 
 @dataclass(slots=True)
@@ -55,6 +66,10 @@ class Trail:
     resource_type: str | None = None
     client_id: str | None = None
     subject: str | None = None
+    # From a validated Request-Context, for audit and per-organisation limits.
+    organisation: str | None = None
+    facility: str | None = None
+    purpose_of_use: tuple[str, ...] | None = None
     refusal_code: str | None = None
     refusal_step: str | None = None
     bytes_in: int = 0
@@ -125,32 +140,100 @@ async def _body(
     request: CanonicalRequest,
     interaction: Interaction,
     trail: Trail,
+    *,
+    access: Access,
 ) -> tuple[bytes | None, CanonicalRequest]:
-    limit = gateway.settings.gateway.max_body_bytes
-    if interaction.name == "search-type-post":
+    settings = gateway.settings
+    limit = settings.gateway.max_body_bytes
+    if interaction.name in _SEARCH_POSTS:
         content_type = (request.header("content-type") or "").split(";")[0].strip()
         if content_type.lower() != _FORM:
             raise BadRequest(
                 "A search body must be form-encoded.", detail="search_form"
             )
         form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
-        query = check_search(request.query + form, gateway.settings.validation)
+        query = check_search(request.query + form, settings.validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
         return encode_query(merged.query).encode(), merged
     if not interaction.has_body:
-        if interaction.name.startswith("search"):
-            query = check_search(request.query, gateway.settings.validation)
+        if interaction.is_search or interaction.is_operation:
+            query = check_search(request.query, settings.validation)
             request = CanonicalRequest(**{**_fields(request), "query": query})
         return None, request
-    check_body_headers(request, max_bytes=limit)
+    check_body_headers(request, max_bytes=limit, patch=interaction.name == "patch")
     body = await _read_body(receive, limit, trail)
+    if interaction.name == "batch":
+        decided = authorise_bundle(
+            body, access.principal, access.grants, request, settings
+        )
+        access.patient = access.patient or decided.patient
+        return decided.body, request
+    if interaction.name == "patch" or interaction.is_operation:
+        check_json_body(body)
+        return body, request
     resource = check_resource(body, interaction)
-    check_resource_identifiers(resource, gateway.settings.validation)
+    check_resource_identifiers(resource, settings.validation)
+    if access.patient is not None:
+        check_in_compartment(resource, access.patient)
     return body, request
 
 
 def _fields(request: CanonicalRequest) -> dict[str, Any]:
     return {name: getattr(request, name) for name in request.__slots__}
+
+
+@dataclass(slots=True)
+class Access:
+    """What authorisation established, for the body and the upstream steps."""
+
+    principal: Principal
+    grants: Grants
+    patient: str | None = None
+    request_context: str | None = None
+    single: bool = False
+
+
+def _authorise(
+    gateway: Gateway,
+    principal: Principal,
+    interaction: Interaction,
+    request: CanonicalRequest,
+    trail: Trail,
+) -> tuple[Access, CanonicalRequest]:
+    settings = gateway.settings
+    grants = parse_scopes(principal.scope)
+    context = apply_policy(
+        principal,
+        grants,
+        request,
+        interaction,
+        settings.authorise,
+        allow_list=settings.validation.identifier_allow_list,
+    )
+    access = Access(principal, grants, single=interaction.is_single)
+    if context is not None:
+        access.request_context = context.encoded
+        trail.organisation, trail.facility = context.organisation, context.facility
+        trail.purpose_of_use = context.purpose_of_use
+    decision = _decide(gateway, access, interaction, request)
+    return access, decision.request
+
+
+def _decide(
+    gateway: Gateway,
+    access: Access,
+    interaction: Interaction,
+    request: CanonicalRequest,
+) -> Decision:
+    decision = authorise(
+        access.grants,
+        interaction,
+        request,
+        gateway.settings.authorise,
+        patient=access.principal.patient,
+    )
+    access.patient = access.patient or decision.patient
+    return decision
 
 
 async def handle_request(
@@ -166,10 +249,11 @@ async def handle_request(
     trail.step = "filter"
     apply_carriage_rules(request)
     check_accept(request)
-    public = request.path[len(settings.gateway.fhir_base) :] in (
-        settings.gateway.public_paths
+    public = is_public(
+        request.path[len(settings.gateway.fhir_base) :], settings.gateway.public_paths
     )
     body: bytes | None = None
+    access: Access | None = None
     if not public:
         trail.step = "authenticate"
         token = bearer_token(request, max_bytes=settings.auth.max_token_bytes)
@@ -184,17 +268,19 @@ async def handle_request(
         await gateway.limits.check_client(principal.client_id, now)
 
         trail.step = "authorise"
-        scopes = parse_scopes(principal.scope)
-        authorise(scopes, interaction, request)
+        access, request = _authorise(gateway, principal, interaction, request, trail)
 
         trail.step = "validate"
-        body, request = await _body(gateway, receive, request, interaction, trail)
-        if interaction.name == "search-type-post":
+        body, request = await _body(
+            gateway, receive, request, interaction, trail, access=access
+        )
+        if interaction.name in _SEARCH_POSTS:
             trail.step = "authorise"
-            authorise(scopes, interaction, request)
+            request = _decide(gateway, access, interaction, request).request
+            body = encode_query(request.query).encode()
 
     trail.step = "upstream"
-    return await _proxy(gateway, request, body, trail, cacheable=public)
+    return await _proxy(gateway, request, body, trail, cacheable=public, access=access)
 
 
 async def _proxy(
@@ -204,13 +290,14 @@ async def _proxy(
     trail: Trail,
     *,
     cacheable: bool,
+    access: Access | None = None,
 ) -> Reply:
     settings = gateway.settings.gateway
     if gateway.session is None:
         raise RuntimeError("gateway used before startup")
     upstream_base = settings.upstream.rstrip("/")
     url = upstream_base + request.path[len(settings.fhir_base) :]
-    if request.query and trail.interaction != "search-type-post":
+    if request.query and trail.interaction not in _SEARCH_POSTS:
         url += "?" + encode_query(request.query)
     public = urlsplit(settings.base_url)
     identity = {
@@ -223,11 +310,18 @@ async def _proxy(
     }
     if trail.client_id is not None:
         identity["kaitiaki-client-id"] = trail.client_id
-    if trail.interaction == "search-type-post":
+    if access is not None and access.request_context is not None:
+        identity["request-context"] = access.request_context
+    if trail.interaction in _SEARCH_POSTS:
         identity["content-type"] = _FORM
+    patient = access.patient if access is not None else None
+    # A confined HEAD is sent as GET so that the reply can be checked.
+    method = (
+        "GET" if patient is not None and request.method == "HEAD" else (request.method)
+    )
     reply = await forward(
         gateway.session,
-        request.method,
+        method,
         url,
         outbound_headers(request.headers, identity),
         body,
@@ -248,7 +342,13 @@ async def _proxy(
         if name != "cache-control"
     ]
     headers += security_headers(cacheable=cacheable and reply.status == 200)
-    return Reply(reply.status, headers, reply.body)
+    payload = reply.body
+    if patient is not None and 200 <= reply.status < 300 and payload:
+        single = access is not None and access.single
+        payload = filter_reply(payload, patient, single=single)
+        if method != request.method:
+            payload = b""
+    return Reply(reply.status, headers, payload)
 
 
 def _public_location(value: str, upstream_base: str, public_base: str) -> str:

@@ -1,0 +1,208 @@
+"""Confine a request to the token's patient compartment (``patient/`` scopes).
+
+Before the upstream: a search is pinned to the patient (every value of every
+patient-bearing parameter must name the patient, and when none pins the
+search the gateway adds the type's compartment parameter), and a read of a
+Patient must name the patient. After it: every resource in the reply must be
+in the patient's compartment (R4 CompartmentDefinition for Patient), so the
+rule holds even when the upstream ignores the pin or an ``_include`` reaches
+further (FHIR-01). Out-of-compartment ``_include``/``_revinclude`` entries are
+removed; anything else outside refuses the reply: 404 for a single resource
+(the same answer as "not there"), 403 for a search or history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+from kaitiaki.errors import (
+    Forbidden,
+    InsufficientScope,
+    NotFound,
+    Refusal,
+    UpstreamFailed,
+)
+from kaitiaki.fhir.compartments import (
+    in_patient_compartment,
+    patient_parameters,
+    pin_parameter,
+    reference_patient,
+)
+from kaitiaki.strictjson import StrictJSONError, loads_strict
+
+__all__ = ["check_in_compartment", "filter_reply", "pin_search"]
+
+logger = logging.getLogger("kaitiaki.authorise")
+
+_UNESCAPED_COMMA = re.compile(r"(?<!\\),")
+_TYPED_REFERENCE = re.compile(
+    r"(?:.*/)?(?P<type>[A-Z][A-Za-z]{1,63})/[A-Za-z0-9\-.]{1,64}"
+    r"(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _outside(detail: str) -> Forbidden:
+    return Forbidden("The request is not permitted.", detail=detail)
+
+
+def _names_patient(root: str, modifier: str, item: str, patient_id: str) -> bool:
+    """True when ``item`` names the patient; False when it names another type.
+
+    Anything that could name a different patient, or cannot be checked, is
+    refused: this is the BODY-06 rule (every value of every parameter).
+    """
+    if root == "_id":
+        if item != patient_id:
+            raise _outside("compartment_other_patient")
+        return True
+    typed = _TYPED_REFERENCE.fullmatch(item)
+    patient_only = root == "patient" or modifier == "Patient"
+    if typed and typed.group("type") != "Patient" and not patient_only:
+        return False
+    named = reference_patient(item) if typed else item
+    if named != patient_id:
+        raise _outside("compartment_other_patient")
+    return True
+
+
+def _pins(name: str, value: str, bearing: frozenset[str], patient_id: str) -> bool:
+    """Check one parameter; True when all its values name the patient."""
+    root, _, modifier = name.split(".", 1)[0].partition(":")
+    if root not in bearing:
+        return False
+    if (
+        "." in name
+        or (modifier and modifier != "Patient")
+        or (root == "_id" and modifier)
+    ):
+        raise _outside("compartment_unverifiable_parameter")
+    items = _UNESCAPED_COMMA.split(value)
+    if not all(items):
+        raise _outside("compartment_unverifiable_parameter")
+    results = [_names_patient(root, modifier, item, patient_id) for item in items]
+    return all(results)
+
+
+def pin_search(
+    resource_type: str, query: tuple[tuple[str, str], ...], patient_id: str
+) -> tuple[tuple[str, str], ...]:
+    """The query confined to ``patient_id``, or a refusal (before any upstream call)."""
+    pin = pin_parameter(resource_type)
+    if pin is None:
+        raise _outside("compartment_type")
+    bearing = patient_parameters(resource_type)
+    pinned = False
+    for name, value in query:
+        pinned = _pins(name, value, bearing, patient_id) or pinned
+    if pinned:
+        return query
+    value = patient_id if pin == "_id" else f"Patient/{patient_id}"
+    return (*query, (pin, value))
+
+
+def check_in_compartment(resource: dict[str, Any], patient_id: str) -> None:
+    """A body written under ``patient/`` scopes must stay in the compartment."""
+    if not in_patient_compartment(resource, patient_id):
+        raise _outside("compartment_body")
+
+
+def _hidden(single: bool) -> Refusal:
+    if single:
+        return NotFound("The resource was not found.", detail="compartment_egress")
+    return Forbidden("The request is not permitted.", detail="compartment_egress")
+
+
+def _is_outcome(resource: Any) -> bool:
+    return isinstance(resource, dict) and resource.get("resourceType") == (
+        "OperationOutcome"
+    )
+
+
+def _searchset(entries: list[Any], patient_id: str, single: bool) -> list[Any]:
+    kept = []
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if _is_outcome(resource) or in_patient_compartment(resource, patient_id):
+            kept.append(entry)
+            continue
+        search = entry.get("search") if isinstance(entry, dict) else None
+        if not (isinstance(search, dict) and search.get("mode") == "include"):
+            raise _hidden(single)
+    return kept
+
+
+def _batch_entry(entry: Any, patient_id: str) -> Any:
+    resource = entry.get("resource") if isinstance(entry, dict) else None
+    if resource is None or _is_outcome(resource):
+        return entry
+    if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
+        try:
+            _filter_bundle(resource, patient_id, single=False)
+        except Refusal:
+            return {"response": {"status": "403 Forbidden"}}
+        return entry
+    if in_patient_compartment(resource, patient_id):
+        return entry
+    return {"response": {"status": "404 Not Found"}}
+
+
+def _filter_bundle(bundle: dict[str, Any], patient_id: str, *, single: bool) -> bool:
+    """Filter ``bundle`` in place; True when an entry was removed or replaced."""
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        raise UpstreamFailed("The upstream reply could not be checked.")
+    kind = bundle.get("type")
+    if kind == "searchset":
+        kept = _searchset(entries, patient_id, single)
+    elif kind in ("batch-response", "transaction-response"):
+        kept = [_batch_entry(entry, patient_id) for entry in entries]
+    else:
+        for entry in entries:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if resource is not None and not in_patient_compartment(
+                resource, patient_id
+            ):
+                raise _hidden(single)
+        kept = entries
+    changed = kept != entries
+    if changed:
+        bundle["entry"] = kept
+    return changed
+
+
+def filter_reply(body: bytes, patient_id: str, *, single: bool) -> bytes:
+    """The upstream's JSON reply with only the patient's compartment in it."""
+    try:
+        data = loads_strict(body, max_depth=128)
+    except StrictJSONError as exc:
+        raise UpstreamFailed(
+            "The upstream reply could not be checked.", detail="egress_unparseable"
+        ) from exc
+    if not isinstance(data, dict) or _is_outcome(data):
+        if isinstance(data, dict):
+            return body
+        raise UpstreamFailed(
+            "The upstream reply could not be checked.", detail="egress_not_object"
+        )
+    if data.get("resourceType") == "Bundle":
+        if _filter_bundle(data, patient_id, single=single):
+            logger.info("removed resources outside the patient compartment")
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        return body
+    if in_patient_compartment(data, patient_id):
+        return body
+    raise _hidden(single)
+
+
+def valid_patient_id(value: str | None) -> str:
+    """The token's ``patient`` claim, which ``patient/`` scopes need."""
+    if value is None or not _ID.fullmatch(value):
+        raise InsufficientScope(
+            "The access token does not permit this request.",
+            detail="no_patient_context",
+        )
+    return value
