@@ -133,12 +133,12 @@ class Gateway:
 
 def _warn_weak_policies(settings: Settings) -> None:
     authorise = settings.authorise
-    policies = [authorise.client_credentials]
-    policies += [route.client_credentials for route in authorise.routes]
+    policies: set[str | None] = {authorise.client_credentials}
+    policies |= {route.client_credentials for route in authorise.routes}
     if "allow" in policies:
         logger.warning(
             "client credentials are accepted without a Request-Context "
-            "(authorise.client_credentials = \"allow\")"
+            '(authorise.client_credentials = "allow")'
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -34,7 +35,14 @@ from sqlalchemy import (
 from kaitiaki.refapi.resources import PATIENT_REFERENCE_FIELD
 from kaitiaki.refapi.search import SearchQuery, Token
 
-__all__ = ["ResourceStore", "index_tokens"]
+__all__ = [
+    "ResourceStore",
+    "delete_in",
+    "index_tokens",
+    "read_in",
+    "search_in",
+    "write_in",
+]
 
 _metadata = MetaData()
 
@@ -140,29 +148,18 @@ class ResourceStore:
         with self._engine.connect() as conn:
             return conn.execute(select(resource_table.c.id).limit(1)).first() is None
 
+    def begin(self) -> AbstractContextManager[Connection]:
+        """One transaction; the ``*_in`` functions run inside it."""
+        return self._engine.begin()
+
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
-        statement = select(resource_table.c.content).where(
-            resource_table.c.resource_type == resource_type,
-            resource_table.c.id == resource_id,
-        )
         with self._engine.connect() as conn:
-            content = conn.execute(statement).scalar_one_or_none()
-        return None if content is None else _loads(content)
+            return read_in(conn, resource_type, resource_id)
 
     def search(self, query: SearchQuery) -> tuple[int, list[dict[str, Any]]]:
         """The total number of matches and the first ``query.count`` of them."""
-        where = _where(query)
-        count = select(func.count()).select_from(resource_table).where(*where)
-        page = (
-            select(resource_table.c.content)
-            .where(*where)
-            .order_by(resource_table.c.id)
-            .limit(query.count)
-        )
         with self._engine.connect() as conn:
-            total = int(conn.execute(count).scalar_one())
-            rows = conn.execute(page).scalars().all() if query.count else []
-        return total, [_loads(content) for content in rows]
+            return search_in(conn, query)
 
     def write(
         self, resource_type: str, resource: dict[str, Any], now: str
@@ -172,20 +169,11 @@ class ResourceStore:
         Returns the stored resource and whether it was created.
         """
         with self._engine.begin() as conn:
-            version = self._current_version(conn, resource_type, resource["id"])
-            stored = _stamped(resource, (version or 0) + 1, now)
-            self._put(conn, resource_type, stored, exists=version is not None)
-        return stored, version is None
+            return write_in(conn, resource_type, resource, now)
 
     def delete(self, resource_type: str, resource_id: str) -> None:
         with self._engine.begin() as conn:
-            _delete_tokens(conn, resource_type, resource_id)
-            conn.execute(
-                delete(resource_table).where(
-                    resource_table.c.resource_type == resource_type,
-                    resource_table.c.id == resource_id,
-                )
-            )
+            delete_in(conn, resource_type, resource_id)
 
     def load(self, resources: Iterable[dict[str, Any]], now: str) -> None:
         """Insert new resources (version 1) in one transaction, as seeding does."""
@@ -247,6 +235,50 @@ class ResourceStore:
         ]
         if rows:
             conn.execute(insert(token_table), rows)
+
+
+def read_in(
+    conn: Connection, resource_type: str, resource_id: str
+) -> dict[str, Any] | None:
+    statement = select(resource_table.c.content).where(
+        resource_table.c.resource_type == resource_type,
+        resource_table.c.id == resource_id,
+    )
+    content = conn.execute(statement).scalar_one_or_none()
+    return None if content is None else _loads(content)
+
+
+def search_in(conn: Connection, query: SearchQuery) -> tuple[int, list[dict[str, Any]]]:
+    where = _where(query)
+    count = select(func.count()).select_from(resource_table).where(*where)
+    page = (
+        select(resource_table.c.content)
+        .where(*where)
+        .order_by(resource_table.c.id)
+        .limit(query.count)
+    )
+    total = int(conn.execute(count).scalar_one())
+    rows = conn.execute(page).scalars().all() if query.count else []
+    return total, [_loads(content) for content in rows]
+
+
+def write_in(
+    conn: Connection, resource_type: str, resource: dict[str, Any], now: str
+) -> tuple[dict[str, Any], bool]:
+    version = ResourceStore._current_version(conn, resource_type, resource["id"])
+    stored = _stamped(resource, (version or 0) + 1, now)
+    ResourceStore._put(conn, resource_type, stored, exists=version is not None)
+    return stored, version is None
+
+
+def delete_in(conn: Connection, resource_type: str, resource_id: str) -> None:
+    _delete_tokens(conn, resource_type, resource_id)
+    conn.execute(
+        delete(resource_table).where(
+            resource_table.c.resource_type == resource_type,
+            resource_table.c.id == resource_id,
+        )
+    )
 
 
 def _delete_tokens(conn: Connection, resource_type: str, resource_id: str) -> None:
