@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 import httpx
 import pytest
+from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,8 +25,8 @@ from starlette.routing import Route
 
 from kaitiaki.gateway.app import Gateway
 from kaitiaki.settings import parse_settings
-from tests.conftest import ThreadServer
-from tests.gateway.conftest import StandIn, gateway_toml
+from tests.conftest import ThreadServer, free_port
+from tests.gateway.conftest import StandIn, gateway_toml, issuer_app
 
 FHIR = {"Accept": "application/fhir+json"}
 JSON = {**FHIR, "Content-Type": "application/fhir+json"}
@@ -96,14 +97,46 @@ def running(standin: StandIn, tmp: Path, authorise: str) -> Iterator[Under]:
             yield Under(client, canned, standin)
 
 
-@pytest.fixture
-def gw(standin: StandIn, tmp_path: Path) -> Iterator[Under]:
-    with running(standin, tmp_path, 'client_credentials = "allow"') as under:
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[StandIn]:
+    # One stand-in issuer and gateway per module keeps these tests quick; each
+    # test gets the upstream's table and recording cleared.
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    hits: list[int] = []
+    port = free_port()
+    with ThreadServer(issuer_app(key, hits, port), port) as server:
+        yield StandIn(key, server.url, hits)
+
+
+def _fresh(under: Under) -> Under:
+    under.upstream.requests.clear()
+    under.upstream.replies.clear()
+    return under
+
+
+@pytest.fixture(scope="module")
+def shared_gw(
+    issuer: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Under]:
+    tmp = tmp_path_factory.mktemp("gw")
+    with running(issuer, tmp, 'client_credentials = "allow"') as under:
         yield under
 
 
 @pytest.fixture
-def strict_gw(standin: StandIn, tmp_path: Path) -> Iterator[Under]:
+def gw(shared_gw: Under) -> Under:
+    return _fresh(shared_gw)
+
+
+@pytest.fixture
+def strict_gw(strict_shared: Under) -> Under:
+    return _fresh(strict_shared)
+
+
+@pytest.fixture(scope="module")
+def strict_shared(
+    issuer: StandIn, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Under]:
     """The default grant policy, plus two named route policies."""
     policy = """
 [[authorise.routes]]
@@ -115,7 +148,7 @@ name = "consent-admin"
 resource_types = ["Consent"]
 required_scopes = ["consent-admin"]
 """
-    with running(standin, tmp_path, policy) as under:
+    with running(issuer, tmp_path_factory.mktemp("strict"), policy) as under:
         yield under
 
 
