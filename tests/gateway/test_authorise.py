@@ -591,3 +591,43 @@ def test_user_tokens_need_the_minimum_acr(
     assert response.status_code == status
     if status != 200:
         refused(strict_gw, response, status)
+
+
+def test_fhir03_conditional_create_needs_search_scope(gw: Under) -> None:
+    entry = {
+        "request": {
+            "method": "POST",
+            "url": "Patient",
+            "ifNoneExist": "identifier=x|1",
+        },
+        "resource": {"resourceType": "Patient"},
+    }
+    body = {"resourceType": "Bundle", "type": "transaction", "entry": [entry]}
+    headers = {**gw.bearer(scope="system/Patient.c"), **JSON}
+    refused(gw, gw.client.post("/fhir", json=body, headers=headers), 403)
+    headers = {**gw.bearer(scope="system/Patient.cs"), **JSON}
+    assert gw.client.post("/fhir", json=body, headers=headers).status_code == 200
+
+
+def test_fhir03_patient_may_create_in_its_own_compartment(gw: Under) -> None:
+    claims = {**PATIENT_A, "scope": "patient/Observation.c"}
+    body = bundle("transaction", ("POST", "Observation", obs("pat-A")["resource"]))
+    gw.upstream.replies[""] = {
+        "resourceType": "Bundle",
+        "type": "transaction-response",
+        "entry": [],
+    }
+    response = gw.client.post(
+        "/fhir", json=body, headers={**gw.bearer(**claims), **JSON}
+    )
+    assert response.status_code == 200
+    assert len(gw.upstream.requests) == 1
+
+
+def test_patient_create_outside_the_compartment_is_refused(gw: Under) -> None:
+    claims = {**PATIENT_A, "scope": "patient/Observation.c"}
+    headers = {**gw.bearer(**claims), **JSON}
+    response = gw.client.post(
+        "/fhir/Observation", json=obs("pat-B")["resource"], headers=headers
+    )
+    refused(gw, response, 403)

@@ -175,11 +175,44 @@ def _decide(
     )
     if decision.confined and interaction.name == "create":
         check_in_compartment(entry.resource, decision.patient or "")
-    if decision.confined and raw["request"].get("ifNoneExist") is not None:
-        raise Forbidden(
-            "The request is not permitted.", detail="compartment_conditional"
+    condition = raw["request"].get("ifNoneExist")
+    if condition is not None:
+        _conditional(
+            condition,
+            entry,
+            interaction=interaction,
+            decision=decision,
+            grants=grants,
+            settings=settings,
         )
     return decision
+
+
+def _conditional(
+    condition: Any,
+    entry: _Entry,
+    *,
+    interaction: Interaction,
+    decision: Decision,
+    grants: Grants,
+    settings: Settings,
+) -> None:
+    """A conditional create searches first, so it needs search scope too."""
+    if decision.confined or interaction.name != "create":
+        raise Forbidden("The request is not permitted.", detail="bundle_conditional")
+    if not isinstance(condition, str):
+        raise _invalid("ifNoneExist must be a query.", entry.index, "bundle_request")
+    limit = settings.gateway.max_uri_bytes
+    query = parse_query(condition.encode("ascii", "replace"), max_bytes=limit)
+    probe = CanonicalRequest(
+        method="GET",
+        path=entry.path,
+        query=check_search(query, settings.validation),
+        headers={},
+        client_address="-",
+        correlation_id="-",
+    )
+    authorise(grants, match_interaction("GET", entry.path), probe, settings.authorise)
 
 
 def authorise_bundle(
