@@ -581,7 +581,9 @@ def test_route_policy_requires_raw_scopes(strict_gw: Under) -> None:
         ({"sub": "user-1", "acr": "urn:mace:incommon:iap:silver"}, 403),
         ({"sub": "svc", "gty": "client_credentials"}, 400),
         ({"sub": "user-1", "gty": "client_credentials"}, 400),
-        ({"sub": "svc", "preferred_username": "service-account-svc"}, 400),
+        ({"sub": "a1b2", "preferred_username": "service-account-svc"}, 400),
+        ({"sub": "a1b2", "idtyp": "app"}, 400),
+        ({"sub": "a1b2", "idtyp": "user", "acr": "3"}, 200),
     ],
 )
 def test_user_tokens_need_the_minimum_acr(

@@ -55,11 +55,14 @@ def _text(claims: dict[str, Any], name: str) -> str | None:
 def _is_client_credentials(claims: dict[str, Any], client_id: str) -> bool:
     """No end user: a grant-type claim says so, or ``sub`` is absent or the client.
 
-    Keycloak names a client's service account ``service-account-<client>``.
+    Keycloak names a client's service account ``service-account-<client>``;
+    Entra ID marks app-only tokens with the optional claim ``idtyp`` ``app``.
     """
     grant = _text(claims, "gty") or _text(claims, "grant_type")
     if grant is not None:
         return grant in ("client_credentials", "client-credentials")
+    if _text(claims, "idtyp") is not None:
+        return claims["idtyp"] == "app"
     subject = _text(claims, "sub")
     username = _text(claims, "preferred_username") or ""
     return (
