@@ -203,3 +203,31 @@ def test_bodies_written_under_patient_scopes_stay_in_the_compartment() -> None:
         )
     with pytest.raises(Forbidden):
         check_in_compartment({"resourceType": "Practitioner"}, "pat-A")
+
+
+def test_egress_keeps_types_an_unconfined_scope_may_read() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            obs("pat-A", "match"),
+            {
+                "resource": {"resourceType": "Practitioner", "id": "p"},
+                "search": {"mode": "include"},
+            },
+            obs("pat-B", "include"),
+        ],
+    }
+    kept = json.loads(
+        filter_reply(
+            body(bundle), "pat-A", single=False, open_types=frozenset({"Practitioner"})
+        )
+    )
+    assert [e["resource"]["resourceType"] for e in kept["entry"]] == [
+        "Observation",
+        "Practitioner",
+    ]
+    everything = json.loads(
+        filter_reply(body(bundle), "pat-A", single=False, open_types=frozenset({"*"}))
+    )
+    assert len(everything["entry"]) == 3

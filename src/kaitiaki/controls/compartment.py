@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from kaitiaki.errors import (
@@ -110,6 +111,20 @@ def check_in_compartment(resource: dict[str, Any], patient_id: str) -> None:
         raise _outside("compartment_body")
 
 
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Which resources a confined token may see in a reply."""
+
+    patient_id: str
+    open_types: frozenset[str] = frozenset()
+
+    def shows(self, resource: Any) -> bool:
+        if in_patient_compartment(resource, self.patient_id):
+            return True
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        return isinstance(kind, str) and bool({"*", kind} & self.open_types)
+
+
 def _hidden(single: bool) -> Refusal:
     if single:
         return NotFound("The resource was not found.", detail="compartment_egress")
@@ -122,11 +137,11 @@ def _is_outcome(resource: Any) -> bool:
     )
 
 
-def _searchset(entries: list[Any], patient_id: str, single: bool) -> list[Any]:
+def _searchset(entries: list[Any], seen: Visibility, single: bool) -> list[Any]:
     kept = []
     for entry in entries:
         resource = entry.get("resource") if isinstance(entry, dict) else None
-        if _is_outcome(resource) or in_patient_compartment(resource, patient_id):
+        if _is_outcome(resource) or seen.shows(resource):
             kept.append(entry)
             continue
         search = entry.get("search") if isinstance(entry, dict) else None
@@ -135,37 +150,35 @@ def _searchset(entries: list[Any], patient_id: str, single: bool) -> list[Any]:
     return kept
 
 
-def _batch_entry(entry: Any, patient_id: str) -> Any:
+def _batch_entry(entry: Any, seen: Visibility) -> Any:
     resource = entry.get("resource") if isinstance(entry, dict) else None
     if resource is None or _is_outcome(resource):
         return entry
     if isinstance(resource, dict) and resource.get("resourceType") == "Bundle":
         try:
-            _filter_bundle(resource, patient_id, single=False)
+            _filter_bundle(resource, seen, single=False)
         except Refusal:
             return {"response": {"status": "403 Forbidden"}}
         return entry
-    if in_patient_compartment(resource, patient_id):
+    if seen.shows(resource):
         return entry
     return {"response": {"status": "404 Not Found"}}
 
 
-def _filter_bundle(bundle: dict[str, Any], patient_id: str, *, single: bool) -> bool:
+def _filter_bundle(bundle: dict[str, Any], seen: Visibility, *, single: bool) -> bool:
     """Filter ``bundle`` in place; True when an entry was removed or replaced."""
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise UpstreamFailed("The upstream reply could not be checked.")
     kind = bundle.get("type")
     if kind == "searchset":
-        kept = _searchset(entries, patient_id, single)
+        kept = _searchset(entries, seen, single)
     elif kind in ("batch-response", "transaction-response"):
-        kept = [_batch_entry(entry, patient_id) for entry in entries]
+        kept = [_batch_entry(entry, seen) for entry in entries]
     else:
         for entry in entries:
             resource = entry.get("resource") if isinstance(entry, dict) else None
-            if resource is not None and not in_patient_compartment(
-                resource, patient_id
-            ):
+            if resource is not None and not seen.shows(resource):
                 raise _hidden(single)
         kept = entries
     changed = kept != entries
@@ -174,8 +187,19 @@ def _filter_bundle(bundle: dict[str, Any], patient_id: str, *, single: bool) -> 
     return changed
 
 
-def filter_reply(body: bytes, patient_id: str, *, single: bool) -> bytes:
-    """The upstream's JSON reply with only the patient's compartment in it."""
+def filter_reply(
+    body: bytes,
+    patient_id: str,
+    *,
+    single: bool,
+    open_types: frozenset[str] = frozenset(),
+) -> bytes:
+    """The upstream's JSON reply with only what the token may see in it.
+
+    That is the patient's compartment, and resources of ``open_types``, which
+    a ``system/`` or ``user/`` scope lets the token read anyway (``*``: all).
+    """
+    seen = Visibility(patient_id, open_types)
     try:
         data = loads_strict(body, max_depth=128)
     except StrictJSONError as exc:
@@ -189,11 +213,11 @@ def filter_reply(body: bytes, patient_id: str, *, single: bool) -> bytes:
             "The upstream reply could not be checked.", detail="egress_not_object"
         )
     if data.get("resourceType") == "Bundle":
-        if _filter_bundle(data, patient_id, single=single):
+        if _filter_bundle(data, seen, single=single):
             logger.info("removed resources outside the patient compartment")
             return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
         return body
-    if in_patient_compartment(data, patient_id):
+    if seen.shows(data):
         return body
     raise _hidden(single)
 

@@ -71,6 +71,14 @@ class Grants:
     def in_context(self, *contexts: str) -> tuple[Scope, ...]:
         return tuple(scope for scope in self.scopes if scope.context in contexts)
 
+    def readable_types(self) -> frozenset[str]:
+        """Types (or ``*``) that unconstrained ``system/``/``user/`` scopes may read."""
+        return frozenset(
+            scope.resource_type
+            for scope in self.in_context("system", "user")
+            if "r" in scope.letters and not scope.constraint
+        )
+
     @property
     def has_patient_scopes(self) -> bool:
         return bool(self.in_context("patient"))

@@ -345,7 +345,12 @@ async def _proxy(
     payload = reply.body
     if patient is not None and 200 <= reply.status < 300 and payload:
         single = access is not None and access.single
-        payload = filter_reply(payload, patient, single=single)
+        payload = filter_reply(
+            payload,
+            patient,
+            single=single,
+            open_types=access.grants.readable_types() if access else frozenset(),
+        )
         if method != request.method:
             payload = b""
     return Reply(reply.status, headers, payload)

@@ -61,8 +61,9 @@ def _is_client_credentials(claims: dict[str, Any], client_id: str) -> bool:
     grant = _text(claims, "gty") or _text(claims, "grant_type")
     if grant is not None:
         return grant in ("client_credentials", "client-credentials")
-    if _text(claims, "idtyp") is not None:
-        return claims["idtyp"] == "app"
+    kind = _text(claims, "idtyp")
+    if kind is not None:
+        return kind == "app"
     subject = _text(claims, "sub")
     username = _text(claims, "preferred_username") or ""
     return (
