@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from kaitiaki.errors import ConfigError
+from kaitiaki.fhir.interactions import INTERACTION_NAMES
 
 __all__ = [
     "AuditSettings",
@@ -238,6 +239,18 @@ class RoutePolicy(_Frozen):
     client_credentials: GrantPolicy | None = None
     min_acr: str | None = None
     request_context: Literal["required", "optional"] | None = None
+
+    @field_validator("interactions")
+    @classmethod
+    def _known_interactions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # A misspelt name would silently match nothing and weaken the policy.
+        unknown = sorted(set(value) - INTERACTION_NAMES)
+        if unknown:
+            raise ValueError(
+                f"unknown interactions {unknown}; choose from "
+                f"{sorted(INTERACTION_NAMES)}"
+            )
+        return value
 
 
 class AuthoriseSettings(_Frozen):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from kaitiaki.errors import MethodNotAllowed, NotFound
 
-__all__ = ["ROUTES", "Interaction", "match_interaction"]
+__all__ = ["INTERACTION_NAMES", "ROUTES", "Interaction", "match_interaction"]
 
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -59,6 +59,7 @@ ROUTES: dict[tuple[tuple[str, ...], str], tuple[str, str]] = {
     (("T", "I", "O"), "POST"): ("operation-instance", ""),
 }
 _SHAPES = frozenset(shape for shape, _ in ROUTES)
+INTERACTION_NAMES = frozenset(name for name, _ in ROUTES.values())
 
 
 @dataclass(frozen=True, slots=True)
