@@ -22,12 +22,12 @@ from kaitiaki.controls.authorise import Decision, authorise
 from kaitiaki.controls.compartment import check_in_compartment
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
 from kaitiaki.controls.policy import apply_policy
+from kaitiaki.controls.validate import check_json_body
 from kaitiaki.errors import BadRequest, Forbidden, Refusal
 from kaitiaki.fhir.interactions import Interaction, match_interaction
 from kaitiaki.fhir.scopes import Grants
 from kaitiaki.request import CanonicalRequest, canonical_path, encode_query, parse_query
 from kaitiaki.settings import Settings
-from kaitiaki.strictjson import StrictJSONError, loads_strict
 from kaitiaki.tokens.jwt import Principal
 
 __all__ = ["BundleDecision", "authorise_bundle"]
@@ -49,12 +49,7 @@ def _invalid(message: str, index: int | None, detail: str) -> BadRequest:
 
 
 def _parse(body: bytes, max_entries: int) -> tuple[dict[str, Any], list[Any]]:
-    try:
-        bundle = loads_strict(body, max_depth=64)
-    except StrictJSONError as exc:
-        raise BadRequest(
-            "The request body is not valid JSON.", detail=f"json_{exc.reason}"
-        ) from exc
+    bundle = check_json_body(body)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest(
             "A request to the base must be a Bundle.",

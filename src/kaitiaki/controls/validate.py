@@ -81,14 +81,18 @@ def check_body_headers(
         raise PayloadTooLarge("The request body is too large.")
 
 
-def check_json_body(body: bytes) -> Any:
-    """Parse a body that is not a resource of the URL's type (patch, operation)."""
+def _strict(body: bytes) -> Any:
     try:
-        value = loads_strict(body, max_depth=64)
+        return loads_strict(body, max_depth=64)
     except StrictJSONError as exc:
         raise BadRequest(
             "The request body is not valid JSON.", detail=f"json_{exc.reason}"
         ) from exc
+
+
+def check_json_body(body: bytes) -> Any:
+    """Parse a body that is not a resource of the URL's type (patch, operation)."""
+    value = _strict(body)
     if not isinstance(value, dict | list):
         raise BadRequest("The request body must be JSON.", detail="json_not_object")
     return value
@@ -96,12 +100,7 @@ def check_json_body(body: bytes) -> Any:
 
 def check_resource(body: bytes, interaction: Interaction) -> dict[str, Any]:
     """Parse the body strictly and check it is the resource the URL names."""
-    try:
-        resource = loads_strict(body, max_depth=64)
-    except StrictJSONError as exc:
-        raise BadRequest(
-            "The request body is not valid JSON.", detail=f"json_{exc.reason}"
-        ) from exc
+    resource = _strict(body)
     if not isinstance(resource, dict):
         raise BadRequest(
             "The request body must be a FHIR resource.",

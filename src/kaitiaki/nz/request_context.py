@@ -253,16 +253,13 @@ def _check_roles(
         raise _refuse("schema", "secondaryIdentifier")
 
 
-def _organisation(model: ContextV1 | ContextV2) -> str | None:
-    if isinstance(model, ContextV2) and model.hpiOrganisation is not None:
-        return model.hpiOrganisation.identifier.value.upper()
-    return model.orgIdentifier.upper() if model.orgIdentifier else None
-
-
-def _facility(model: ContextV1 | ContextV2) -> str | None:
-    if isinstance(model, ContextV2) and model.hpiFacility is not None:
-        return model.hpiFacility.identifier.value.upper()
-    return model.facilityIdentifier.upper() if model.facilityIdentifier else None
+def _hpi_value(model: ContextV1 | ContextV2, reference: str, flat: str) -> str | None:
+    """The v2 reference's identifier value, else the deprecated flat member."""
+    ref = getattr(model, reference, None)
+    if isinstance(ref, HpiReference):
+        return ref.identifier.value.upper()
+    value = getattr(model, flat)
+    return value.upper() if isinstance(value, str) and value else None
 
 
 def canonical_encoding(model: ContextV1 | ContextV2) -> str:
@@ -287,7 +284,7 @@ def parse_request_context(
         version="v2" if isinstance(model, ContextV2) else "v1",
         user_role=model.userRole,
         purpose_of_use=tuple(model.purposeOfUse),
-        organisation=_organisation(model),
-        facility=_facility(model),
+        organisation=_hpi_value(model, "hpiOrganisation", "orgIdentifier"),
+        facility=_hpi_value(model, "hpiFacility", "facilityIdentifier"),
         encoded=canonical_encoding(model),
     )

@@ -77,15 +77,19 @@ def check_shape(resource: dict[str, Any], resource_type: str) -> None:
         raise BadRequest("meta must be an object.", expression="meta")
 
 
-def parse_bundle(request: Request, body: bytes) -> dict[str, Any]:
-    """Parse ``body`` as a JSON Bundle (its entries are checked one by one)."""
+def _json(request: Request, body: bytes) -> Any:
     if _media_type(request) not in _JSON_TYPES:
         raise UnsupportedMediaType("The body must be application/fhir+json.")
     try:
-        value = loads_strict(body)
+        return loads_strict(body)
     except StrictJSONError as exc:
         message = _JSON_REASONS.get(exc.reason, "The body is not valid JSON.")
         raise BadRequest(message, detail=exc.reason) from exc
+
+
+def parse_bundle(request: Request, body: bytes) -> dict[str, Any]:
+    """Parse ``body`` as a JSON Bundle (its entries are checked one by one)."""
+    value = _json(request, body)
     if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
         raise BadRequest("The body must be a Bundle.", expression="resourceType")
     return value
@@ -93,14 +97,7 @@ def parse_bundle(request: Request, body: bytes) -> dict[str, Any]:
 
 def parse_resource(request: Request, body: bytes, resource_type: str) -> dict[str, Any]:
     """Parse ``body`` as a JSON resource of ``resource_type``, or refuse with 4xx."""
-    if _media_type(request) not in _JSON_TYPES:
-        raise UnsupportedMediaType("The body must be application/fhir+json.")
-    try:
-        value = loads_strict(body)
-    except StrictJSONError as exc:
-        message = _JSON_REASONS.get(exc.reason, "The body is not valid JSON.")
-        raise BadRequest(message, detail=exc.reason) from exc
-
+    value = _json(request, body)
     if not isinstance(value, dict):
         raise BadRequest("The body must be a JSON object.")
     if value.get("resourceType") != resource_type:
