@@ -353,6 +353,13 @@ def bundle(
         [("GET", "https://evil.example/fhir/Observation")],
         [("POST", "", {"resourceType": "Bundle", "type": "batch"})],
         [("GET", "Patient/pat-A/$everything")],
+        [("GET", "Observation?patient=pat%2DB")],
+        [("GET", "Observation%3Fpatient=pat-B")],
+        [("GET", "Observation\u00e9?patient=pat-B")],
+        [("GET", "Observation?patient=pat-A#x")],
+        [("GET", "/Observation?patient=pat-B")],
+        [("GET", "Patient/../Observation?patient=pat-B")],
+        [("PUT", "Observation?patient=pat-B", obs("pat-B")["resource"])],
     ],
 )
 def test_fhir03_each_entry_is_authorised_as_standalone(

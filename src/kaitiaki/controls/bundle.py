@@ -81,7 +81,7 @@ def _entry(raw: Any, index: int, settings: Settings) -> _Entry:
     request = raw.get("request") if isinstance(raw, dict) else None
     method = request.get("method") if isinstance(request, dict) else None
     url = request.get("url") if isinstance(request, dict) else None
-    if method not in _METHODS or not isinstance(url, str) or not url:
+    if method not in _METHODS or not isinstance(url, str) or not url.isascii():
         raise _invalid("A Bundle entry has no valid request.", index, "bundle_request")
     base = settings.gateway.base_url
     if url.startswith(base + "/"):
@@ -90,10 +90,8 @@ def _entry(raw: Any, index: int, settings: Settings) -> _Entry:
     if parts.scheme or parts.netloc or parts.fragment or url.startswith("/"):
         raise _invalid("A Bundle entry URL must be relative.", index, "bundle_url")
     limit = settings.gateway.max_uri_bytes
-    path = canonical_path(
-        ("/" + parts.path).encode("ascii", "replace"), max_bytes=limit
-    )
-    query = parse_query(parts.query.encode("ascii", "replace"), max_bytes=limit)
+    path = canonical_path(("/" + parts.path).encode("ascii"), max_bytes=limit)
+    query = parse_query(parts.query.encode("ascii"), max_bytes=limit)
     return _Entry(index, str(method), path, query, raw.get("resource"))
 
 
@@ -195,10 +193,10 @@ def _conditional(
     """A conditional create searches first, so it needs search scope too."""
     if decision.confined or interaction.name != "create":
         raise Forbidden("The request is not permitted.", detail="bundle_conditional")
-    if not isinstance(condition, str):
+    if not isinstance(condition, str) or not condition.isascii():
         raise _invalid("ifNoneExist must be a query.", entry.index, "bundle_request")
     limit = settings.gateway.max_uri_bytes
-    query = parse_query(condition.encode("ascii", "replace"), max_bytes=limit)
+    query = parse_query(condition.encode("ascii"), max_bytes=limit)
     probe = CanonicalRequest(
         method="GET",
         path=entry.path,
