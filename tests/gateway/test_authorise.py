@@ -640,3 +640,56 @@ def test_patient_create_outside_the_compartment_is_refused(gw: Under) -> None:
         "/fhir/Observation", json=obs("pat-B")["resource"], headers=headers
     )
     refused(gw, response, 403)
+
+
+RF_TAG = "https://fhir-ig.digital.health.nz/rheumatic-fever/CodeSystem/nz-rheumaticfever-codesystem|rf-nz"
+RF_SCOPE = f"system/Appointment.crus?_tag={RF_TAG}"
+
+
+def appointment(tag: str | None) -> dict[str, Any]:
+    meta = (
+        {"tag": [{"system": RF_TAG.split("|", maxsplit=1)[0], "code": tag}]}
+        if tag
+        else {}
+    )
+    return {"resourceType": "Appointment", "id": "a1", "status": "booked", "meta": meta}
+
+
+def test_tag_scope_read_shows_only_tagged_resources(gw: Under) -> None:
+    gw.upstream.replies["/Appointment/a1"] = appointment("rf-nz")
+    gw.upstream.replies["/Appointment/a2"] = appointment(None)
+    headers = gw.bearer(scope=RF_SCOPE)
+    assert gw.client.get("/fhir/Appointment/a1", headers=headers).status_code == 200
+    hidden = gw.client.get("/fhir/Appointment/a2", headers=headers)
+    assert hidden.status_code == 404
+    assert "booked" not in hidden.text
+
+
+def test_tag_scope_create_needs_the_tag_in_the_body(gw: Under) -> None:
+    headers = {**gw.bearer(scope=RF_SCOPE), **JSON}
+    untagged = gw.client.post(
+        "/fhir/Appointment", json=appointment(None), headers=headers
+    )
+    refused(gw, untagged, 403)
+    allowed = gw.client.post(
+        "/fhir/Appointment", json=appointment("rf-nz"), headers=headers
+    )
+    assert allowed.status_code == 200
+    assert len(gw.upstream.requests) == 1
+
+
+def test_tag_scope_search_needs_the_tag_parameter(gw: Under) -> None:
+    headers = gw.bearer(scope=RF_SCOPE)
+    refused(gw, gw.client.get("/fhir/Appointment", headers=headers), 403)
+    allowed = gw.client.get(
+        "/fhir/Appointment", params={"_tag": RF_TAG}, headers=headers
+    )
+    assert allowed.status_code == 200
+
+
+def test_tag_scope_reads_in_bundles_are_refused(gw: Under) -> None:
+    headers = {**gw.bearer(scope=RF_SCOPE), **JSON}
+    body = bundle("batch", ("GET", "Appointment/a1"))
+    refused(gw, gw.client.post("/fhir", json=body, headers=headers), 403)
+    create = bundle("transaction", ("POST", "Appointment", appointment("rf-nz")))
+    assert gw.client.post("/fhir", json=create, headers=headers).status_code == 200

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from kaitiaki.controls.compartment import pin_search, valid_patient_id
+from kaitiaki.controls.labels import Rule, content_rules
 from kaitiaki.errors import Forbidden, InsufficientScope
 from kaitiaki.fhir.compartments import PATIENT_COMPARTMENT
 from kaitiaki.fhir.interactions import Interaction
@@ -33,6 +34,7 @@ _WILDCARD = "*"
 _PUBLIC = frozenset({"capabilities", "well-known"})
 _SYSTEM_LEVEL = frozenset({"search-system", "search-system-post", "history-system"})
 _FHIR_OPERATIONS = "http://hl7.org/fhir/OperationDefinition/"
+_CONTENT_CHECKED = frozenset({"read", "vread", "history-instance", "create"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +43,9 @@ class Decision:
 
     request: CanonicalRequest
     patient: str | None = None
+    # Content rules from constrained scopes (``?_tag=``), any one of which the
+    # resource read or created must meet.
+    rules: tuple[Rule, ...] = ()
 
     @property
     def confined(self) -> bool:
@@ -242,6 +247,13 @@ def authorise(
         return Decision(request)
     if interaction.is_operation:
         return Decision(request, _operation(grants, interaction, settings, patient))
+
+    if interaction.name in _CONTENT_CHECKED and interaction.resource_type:
+        unconfined = grants.in_context("system", "user")
+        kind, letters = interaction.resource_type, interaction.letters
+        rules = content_rules(unconfined, kind, letters)
+        if rules:
+            return Decision(request, rules=rules)
 
     query = request.query if interaction.is_search else None
     if not _coverage(grants, _needs(interaction, request), query):

@@ -21,9 +21,10 @@ from urllib.parse import urlsplit
 from kaitiaki.controls.authorise import Decision, authorise
 from kaitiaki.controls.compartment import check_in_compartment
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
+from kaitiaki.controls.labels import satisfies_rules
 from kaitiaki.controls.policy import apply_policy
 from kaitiaki.controls.validate import check_json_body
-from kaitiaki.errors import BadRequest, Forbidden, Refusal
+from kaitiaki.errors import BadRequest, Forbidden, InsufficientScope, Refusal
 from kaitiaki.fhir.interactions import Interaction, match_interaction
 from kaitiaki.fhir.scopes import Grants
 from kaitiaki.request import CanonicalRequest, canonical_path, encode_query, parse_query
@@ -168,6 +169,8 @@ def _decide(
     )
     if decision.confined and interaction.name == "create":
         check_in_compartment(entry.resource, decision.patient or "")
+    if decision.rules:
+        _check_rules(entry, interaction, decision)
     condition = raw["request"].get("ifNoneExist")
     if condition is not None:
         _conditional(
@@ -179,6 +182,17 @@ def _decide(
             settings=settings,
         )
     return decision
+
+
+def _check_rules(entry: _Entry, interaction: Interaction, decision: Decision) -> None:
+    """A tag-constrained scope: creates must carry the tag; reads in a Bundle
+    would need a per-entry reply check, so they are refused."""
+    if interaction.name != "create" or not satisfies_rules(
+        entry.resource, decision.rules
+    ):
+        raise InsufficientScope(
+            "The access token does not permit this request.", detail="scope_content"
+        )
 
 
 def _conditional(

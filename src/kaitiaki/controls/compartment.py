@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from kaitiaki.controls.labels import Rule, satisfies_rules
 from kaitiaki.errors import (
     Forbidden,
     InsufficientScope,
@@ -115,11 +116,14 @@ def check_in_compartment(resource: dict[str, Any], patient_id: str) -> None:
 class Visibility:
     """Which resources a confined token may see in a reply."""
 
-    patient_id: str
+    patient_id: str | None
     open_types: frozenset[str] = frozenset()
+    rules: tuple[Rule, ...] = ()
 
     def shows(self, resource: Any) -> bool:
-        if in_patient_compartment(resource, self.patient_id):
+        if self.rules and not satisfies_rules(resource, self.rules):
+            return False
+        if self.patient_id is None or in_patient_compartment(resource, self.patient_id):
             return True
         kind = resource.get("resourceType") if isinstance(resource, dict) else None
         return isinstance(kind, str) and bool({"*", kind} & self.open_types)
@@ -189,17 +193,19 @@ def _filter_bundle(bundle: dict[str, Any], seen: Visibility, *, single: bool) ->
 
 def filter_reply(
     body: bytes,
-    patient_id: str,
+    patient_id: str | None,
     *,
     single: bool,
     open_types: frozenset[str] = frozenset(),
+    rules: tuple[Rule, ...] = (),
 ) -> bytes:
     """The upstream's JSON reply with only what the token may see in it.
 
     That is the patient's compartment, and resources of ``open_types``, which
-    a ``system/`` or ``user/`` scope lets the token read anyway (``*``: all).
+    a ``system/`` or ``user/`` scope lets the token read anyway (``*``: all);
+    with ``rules``, only resources meeting one of them.
     """
-    seen = Visibility(patient_id, open_types)
+    seen = Visibility(patient_id, open_types, rules)
     try:
         data = loads_strict(body, max_depth=128)
     except StrictJSONError as exc:

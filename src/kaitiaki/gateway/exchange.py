@@ -12,6 +12,7 @@ from kaitiaki.controls.bundle import authorise_bundle
 from kaitiaki.controls.compartment import check_in_compartment, filter_reply
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
+from kaitiaki.controls.labels import Rule, satisfies_rules
 from kaitiaki.controls.policy import apply_policy
 from kaitiaki.controls.validate import (
     check_accept,
@@ -21,6 +22,7 @@ from kaitiaki.controls.validate import (
 )
 from kaitiaki.errors import (
     BadRequest,
+    InsufficientScope,
     NotFound,
     PayloadTooLarge,
     Refusal,
@@ -175,6 +177,10 @@ async def _body(
     check_resource_identifiers(resource, settings.validation)
     if access.patient is not None:
         check_in_compartment(resource, access.patient)
+    if access.rules and not satisfies_rules(resource, access.rules):
+        raise InsufficientScope(
+            "The access token does not permit this request.", detail="scope_content"
+        )
     return body, request
 
 
@@ -191,6 +197,11 @@ class Access:
     patient: str | None = None
     request_context: str | None = None
     single: bool = False
+    rules: tuple[Rule, ...] = ()
+
+    @property
+    def checks_egress(self) -> bool:
+        return self.patient is not None or bool(self.rules)
 
 
 def _authorise(
@@ -233,6 +244,7 @@ def _decide(
         patient=access.principal.patient,
     )
     access.patient = access.patient or decision.patient
+    access.rules = access.rules or decision.rules
     return decision
 
 
@@ -314,11 +326,9 @@ async def _proxy(
         identity["request-context"] = access.request_context
     if trail.interaction in _SEARCH_POSTS:
         identity["content-type"] = _FORM
-    patient = access.patient if access is not None else None
-    # A confined HEAD is sent as GET so that the reply can be checked.
-    method = (
-        "GET" if patient is not None and request.method == "HEAD" else (request.method)
-    )
+    checked = access is not None and access.checks_egress
+    # A HEAD whose reply must be checked is sent as GET.
+    method = "GET" if checked and request.method == "HEAD" else request.method
     reply = await forward(
         gateway.session,
         method,
@@ -343,17 +353,21 @@ async def _proxy(
     ]
     headers += security_headers(cacheable=cacheable and reply.status == 200)
     payload = reply.body
-    if patient is not None and 200 <= reply.status < 300 and payload:
-        single = access is not None and access.single
-        payload = filter_reply(
-            payload,
-            patient,
-            single=single,
-            open_types=access.grants.readable_types() if access else frozenset(),
-        )
+    if access is not None and checked and 200 <= reply.status < 300 and payload:
+        payload = _egress(access, payload)
         if method != request.method:
             payload = b""
     return Reply(reply.status, headers, payload)
+
+
+def _egress(access: Access, payload: bytes) -> bytes:
+    return filter_reply(
+        payload,
+        access.patient,
+        single=access.single,
+        open_types=access.grants.readable_types(),
+        rules=access.rules,
+    )
 
 
 def _public_location(value: str, upstream_base: str, public_base: str) -> str:
