@@ -261,6 +261,9 @@ class AuthoriseSettings(_Frozen):
     acr_levels: tuple[str, ...] = ("0", "1", "2", "3")
     request_context: Literal["required", "optional"] = "optional"
     required_scopes: tuple[str, ...] = ()
+    # URL prefixes of SMART scopes meant for this API, besides its own base URL
+    # (Health NZ writes https://api.hip.digital.health.nz/fhir/system/Patient.r).
+    scope_prefixes: tuple[str, ...] = ()
     operations: dict[str, str] = Field(default_factory=dict)
     max_bundle_entries: int = Field(default=100, ge=1, le=1000)
     routes: tuple[RoutePolicy, ...] = ()

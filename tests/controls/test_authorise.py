@@ -33,7 +33,11 @@ def decide(
     )
     interaction = match_interaction(method, path)
     return authorise(
-        parse_scopes(scope), interaction, request, SETTINGS, patient=patient
+        parse_scopes(scope, prefixes=("https://api.hip.digital.health.nz/fhir",)),
+        interaction,
+        request,
+        SETTINGS,
+        patient=patient,
     )
 
 

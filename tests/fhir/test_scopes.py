@@ -37,6 +37,8 @@ from kaitiaki.fhir.scopes import covers, parse_scopes
             "r",
             False,
         ),
+        ("https://api.other.example/fhir/system/Patient.r", "Patient", "r", False),
+        ("https://api.hip.digital.health.nz/system/Patient.r", "Patient", "r", False),
         ("openid profile", "Patient", "r", False),
         ("system/Patient.r system/Patient.s", "Patient", "rs", True),
         ("system/Patient.r   system/Patient.s", "Patient", "rs", True),
@@ -45,7 +47,8 @@ from kaitiaki.fhir.scopes import covers, parse_scopes
 def test_covers_decides_letters(
     scope: str, resource_type: str, letters: str, granted: bool
 ) -> None:
-    assert covers(parse_scopes(scope).scopes, resource_type, letters) is granted
+    grants = parse_scopes(scope, prefixes=("https://api.hip.digital.health.nz/fhir/",))
+    assert covers(grants.scopes, resource_type, letters) is granted
 
 
 @pytest.mark.parametrize(

@@ -693,3 +693,20 @@ def test_tag_scope_reads_in_bundles_are_refused(gw: Under) -> None:
     refused(gw, gw.client.post("/fhir", json=body, headers=headers), 403)
     create = bundle("transaction", ("POST", "Appointment", appointment("rf-nz")))
     assert gw.client.post("/fhir", json=create, headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("scope", "status"),
+    [
+        ("https://gw.example/fhir/system/Patient.r", 200),
+        ("https://api.hip.digital.health.nz/fhir/system/Patient.r", 403),
+        ("https://gw.example/other/system/Patient.r", 403),
+    ],
+)
+def test_url_prefixed_scopes_must_name_this_api(
+    gw: Under, scope: str, status: int
+) -> None:
+    response = gw.client.get("/fhir/Patient/p1", headers=gw.bearer(scope=scope))
+    assert response.status_code == status
+    if status == 403:
+        refused(gw, response, 403)

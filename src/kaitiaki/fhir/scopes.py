@@ -88,8 +88,14 @@ class Grants:
         return bool(self.in_context("system", "user"))
 
 
-def parse_scopes(text: str) -> Grants:
-    """Parse a space-separated scope string; unknown items grant nothing."""
+def parse_scopes(text: str, *, prefixes: tuple[str, ...] = ()) -> Grants:
+    """Parse a space-separated scope string; unknown items grant nothing.
+
+    A URL-prefixed scope grants only when its prefix is one of ``prefixes``
+    (the API's own base URL and any the operator names): a scope meant for
+    another API behind the same issuer grants nothing here.
+    """
+    allowed = {prefix.rstrip("/") for prefix in prefixes}
     scopes: list[Scope] = []
     operations: set[str] = set()
     items = text.split()
@@ -99,6 +105,9 @@ def parse_scopes(text: str) -> Grants:
             continue
         match = _SCOPE.fullmatch(item)
         if match is None or not match.group("perm"):
+            continue
+        prefix = match.group("prefix")
+        if prefix is not None and prefix not in allowed:
             continue
         constraint = _constraint(match.group("constraint"))
         if constraint is None:

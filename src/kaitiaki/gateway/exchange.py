@@ -212,7 +212,8 @@ def _authorise(
     trail: Trail,
 ) -> tuple[Access, CanonicalRequest]:
     settings = gateway.settings
-    grants = parse_scopes(principal.scope)
+    prefixes = (settings.gateway.base_url, *settings.authorise.scope_prefixes)
+    grants = parse_scopes(principal.scope, prefixes=prefixes)
     context = apply_policy(
         principal,
         grants,
