@@ -66,6 +66,12 @@ class Canned:
                 }
             )
             reply = self.replies.get(request.url.path.removeprefix("/fhir"))
+            if request.url.path.endswith("-404"):
+                outcome = {
+                    "resourceType": "OperationOutcome",
+                    "issue": [{"code": "not-found"}],
+                }
+                return JSONResponse(outcome, 404, headers={"etag": 'W/"1"'})
             if reply is None:
                 reply = {"resourceType": "Bundle", "type": "searchset", "entry": []}
             return JSONResponse(reply, media_type="application/fhir+json")
@@ -710,3 +716,52 @@ def test_url_prefixed_scopes_must_name_this_api(
     assert response.status_code == status
     if status == 403:
         refused(gw, response, 403)
+
+
+def test_request_context_fields_reach_the_trail(
+    issuer: StandIn, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    from kaitiaki.fhir.interactions import match_interaction
+    from kaitiaki.gateway.exchange import Trail, _authorise
+    from kaitiaki.request import CanonicalRequest
+    from kaitiaki.tokens.jwt import Principal
+
+    settings = parse_settings(
+        gateway_toml(issuer.url, "http://127.0.0.1:9", tmp_path, authorise=""),
+        source="t",
+    )
+    principal = Principal(
+        issuer.url, "svc", "svc", "system/*.rs", None, 0, client_credentials=True
+    )
+    value = {**SYSTEM_CONTEXT, "facilityIdentifier": "FQX042-E"}
+    request = CanonicalRequest(
+        method="GET",
+        path="/fhir/Patient",
+        query=(),
+        headers={"request-context": [context(value)]},
+        client_address="127.0.0.1",
+        correlation_id="c",
+    )
+    trail = Trail(method="GET", client_address="127.0.0.1")
+    gateway: Any = SimpleNamespace(settings=settings)
+    access, _ = _authorise(
+        gateway, principal, match_interaction("GET", "/Patient"), request, trail
+    )
+    assert (trail.organisation, trail.facility) == ("GQX042-A", "FQX042-E")
+    assert trail.purpose_of_use == ("RECORDMGT",)
+    assert access.request_context is not None
+
+
+def test_hidden_and_absent_resources_get_the_same_reply(gw: Under) -> None:
+    gw.upstream.replies["/Observation/o1"] = obs("pat-B")["resource"]
+    headers = gw.bearer(**PATIENT_A)
+    hidden = gw.client.get("/fhir/Observation/o1", headers=headers)
+    absent = gw.client.get("/fhir/Observation/boom-404", headers=headers)
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.content == absent.content
+    drop = {"date", "x-correlation-id"}
+    assert {k for k in hidden.headers if k not in drop} == {
+        k for k in absent.headers if k not in drop
+    }

@@ -338,6 +338,10 @@ async def _proxy(
         body,
         timeout=settings.upstream_timeout_seconds,
     )
+    if checked and reply.status in (404, 410):
+        # The same reply as a resource hidden by the egress check, so that
+        # "not there", "deleted" and "not yours" cannot be told apart.
+        raise NotFound("The resource was not found.", detail="upstream_not_found")
     if reply.status >= 500:
         # The upstream's own error page may carry internals: never relay it.
         trail.refusal_code, trail.refusal_step = "upstream_error", "upstream"
