@@ -223,6 +223,10 @@ class RequestContextSettings(_Frozen):
     strict: bool = False
     # The RF guide shows purposeOfUse as one string; the schemas need an array.
     accept_purpose_string: bool = False
+    # Contracts per client id: the purposes it may declare, the organisation
+    # it is registered for (catalogue §2.6 rules 4 and 7). Unlisted: no limit.
+    client_purposes: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    client_organisations: dict[str, str] = Field(default_factory=dict)
 
 
 class RoutePolicy(_Frozen):

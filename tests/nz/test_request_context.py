@@ -290,3 +290,20 @@ def test_request_context_allow_list_admits_published_fixtures() -> None:
         encode(fixture), SETTINGS, client_id="c", allow_list=("FXX999-K",)
     )
     assert context.facility == "FXX999-K"
+
+
+def test_request_context_client_contracts_are_403() -> None:
+    from kaitiaki.errors import Forbidden
+
+    contracts = RequestContextSettings(
+        client_purposes={"c": ("RECORDMGT",)},
+        client_organisations={"c": "GQX042-A", "d": "gzz123-k"},
+    )
+    with pytest.raises(Forbidden) as refused:
+        parse_request_context(encode(USER_V1), contracts, client_id="c")
+    assert refused.value.detail == "request_context_purpose_not_contracted"
+    assert parse_request_context(encode(USER_V1), contracts, client_id="d")
+    with pytest.raises(Forbidden) as mismatch:
+        parse_request_context(encode(V2), contracts, client_id="d")
+    assert mismatch.value.detail == "request_context_organisation_mismatch"
+    assert parse_request_context(encode(USER_V1), contracts, client_id="other")

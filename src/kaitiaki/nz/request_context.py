@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kaitiaki.errors import InvalidRequestContext
+from kaitiaki.errors import Forbidden, InvalidRequestContext
 from kaitiaki.nz.identifiers import (
     HPI_FACILITY_SYSTEM,
     HPI_ORGANISATION_SYSTEM,
@@ -269,6 +269,24 @@ def canonical_encoding(model: ContextV1 | ContextV2) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
 
+def _check_contract(
+    context: RequestContext, settings: RequestContextSettings, client_id: str
+) -> None:
+    """A valid context the client's contract does not permit is 403, not 400."""
+    purposes = settings.client_purposes.get(client_id)
+    if purposes is not None and not set(context.purpose_of_use) <= set(purposes):
+        raise Forbidden(
+            "The declared purpose of use is not permitted for this client.",
+            detail="request_context_purpose_not_contracted",
+        )
+    organisation = settings.client_organisations.get(client_id)
+    if organisation is not None and context.organisation != organisation.upper():
+        raise Forbidden(
+            "The declared organisation is not registered for this client.",
+            detail="request_context_organisation_mismatch",
+        )
+
+
 def parse_request_context(
     value: str,
     settings: RequestContextSettings,
@@ -276,11 +294,15 @@ def parse_request_context(
     client_id: str,
     allow_list: tuple[str, ...] = (),
 ) -> RequestContext:
-    """Decode and validate a header value; raise :class:`InvalidRequestContext`."""
+    """Decode and validate a header value.
+
+    Raises :class:`InvalidRequestContext` (400) for an invalid value and
+    :class:`Forbidden` (403) for a valid one the client's contract excludes.
+    """
     model = _model(_decode(value, settings.max_bytes), settings)
     _check_identifiers(model, frozenset(allow_list))
     _check_roles(model, settings, client_id)
-    return RequestContext(
+    context = RequestContext(
         version="v2" if isinstance(model, ContextV2) else "v1",
         user_role=model.userRole,
         purpose_of_use=tuple(model.purposeOfUse),
@@ -288,3 +310,5 @@ def parse_request_context(
         facility=_hpi_value(model, "hpiFacility", "facilityIdentifier"),
         encoded=canonical_encoding(model),
     )
+    _check_contract(context, settings, client_id)
+    return context
