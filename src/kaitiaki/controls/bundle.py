@@ -14,7 +14,7 @@ would tell the client, entry by entry, what the gateway would not forward.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -148,14 +148,7 @@ def _decide(
     query = entry.query
     if interaction.is_search:
         query = check_search(query, settings.validation)
-    standalone = CanonicalRequest(
-        method=entry.method,
-        path=entry.path,
-        query=query,
-        headers=request.headers,
-        client_address=request.client_address,
-        correlation_id=request.correlation_id,
-    )
+    standalone = replace(request, method=entry.method, path=entry.path, query=query)
     apply_policy(
         principal,
         grants,

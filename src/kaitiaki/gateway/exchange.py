@@ -33,7 +33,7 @@ from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.fhir.scopes import Grants, parse_scopes
 from kaitiaki.gateway.public import is_public
 from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
-from kaitiaki.gateway.upstream import forward, outbound_headers
+from kaitiaki.gateway.upstream import UpstreamReply, forward, outbound_headers
 from kaitiaki.request import (
     CanonicalRequest,
     canonical_path,
@@ -312,21 +312,7 @@ async def _proxy(
     url = upstream_base + request.path[len(settings.fhir_base) :]
     if request.query and trail.interaction not in _SEARCH_POSTS:
         url += "?" + encode_query(request.query)
-    public = urlsplit(settings.base_url)
-    identity = {
-        "x-correlation-id": trail.correlation_id,
-        # Set only by the gateway (clients' forwarding headers are dropped), so
-        # the upstream can build links with the public base, never its own.
-        "x-forwarded-host": public.netloc,
-        "x-forwarded-proto": public.scheme,
-        "x-forwarded-prefix": public.path,
-    }
-    if trail.client_id is not None:
-        identity["kaitiaki-client-id"] = trail.client_id
-    if access is not None and access.request_context is not None:
-        identity["request-context"] = access.request_context
-    if trail.interaction in _SEARCH_POSTS:
-        identity["content-type"] = _FORM
+    identity = _identity(settings.base_url, trail, access)
     checked = access is not None and access.checks_egress
     # A HEAD whose reply must be checked is sent as GET.
     method = "GET" if checked and request.method == "HEAD" else request.method
@@ -343,12 +329,7 @@ async def _proxy(
         # "not there", "deleted" and "not yours" cannot be told apart.
         raise NotFound("The resource was not found.", detail="upstream_not_found")
     if reply.status >= 500:
-        # The upstream's own error page may carry internals: never relay it.
-        trail.refusal_code, trail.refusal_step = "upstream_error", "upstream"
-        failed = UpstreamFailed("The upstream service failed to process the request.")
-        kept = [(name, value) for name, value in reply.headers if name == "retry-after"]
-        kept += [("content-type", FHIR_JSON), *security_headers(cacheable=False)]
-        return Reply(reply.status, kept, refusal_outcome(failed))
+        return _upstream_failure(reply, trail)
     headers = [
         (name, _public_location(value, upstream_base, settings.base_url))
         if name in ("location", "content-location")
@@ -363,6 +344,34 @@ async def _proxy(
         if method != request.method:
             payload = b""
     return Reply(reply.status, headers, payload)
+
+
+def _upstream_failure(reply: UpstreamReply, trail: Trail) -> Reply:
+    """The upstream's own error page may carry internals: never relay it."""
+    trail.refusal_code, trail.refusal_step = "upstream_error", "upstream"
+    failed = UpstreamFailed("The upstream service failed to process the request.")
+    kept = [(name, value) for name, value in reply.headers if name == "retry-after"]
+    kept += [("content-type", FHIR_JSON), *security_headers(cacheable=False)]
+    return Reply(reply.status, kept, refusal_outcome(failed))
+
+
+def _identity(base_url: str, trail: Trail, access: Access | None) -> dict[str, str]:
+    """Headers only the gateway sets; a client's own copies never pass."""
+    public = urlsplit(base_url)
+    identity = {
+        "x-correlation-id": trail.correlation_id,
+        # The upstream builds links with the public base, never its own.
+        "x-forwarded-host": public.netloc,
+        "x-forwarded-proto": public.scheme,
+        "x-forwarded-prefix": public.path,
+    }
+    if trail.client_id is not None:
+        identity["kaitiaki-client-id"] = trail.client_id
+    if access is not None and access.request_context is not None:
+        identity["request-context"] = access.request_context
+    if trail.interaction in _SEARCH_POSTS:
+        identity["content-type"] = _FORM
+    return identity
 
 
 def _egress(access: Access, payload: bytes) -> bytes:
