@@ -231,3 +231,23 @@ def test_egress_keeps_types_an_unconfined_scope_may_read() -> None:
         filter_reply(body(bundle), "pat-A", single=False, open_types=frozenset({"*"}))
     )
     assert len(everything["entry"]) == 3
+
+
+def test_egress_prunes_operation_results() -> None:
+    everything = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "pat-A"}},
+            obs("pat-A", "match"),
+            obs("pat-B", "match"),
+            {"resource": {"resourceType": "Practitioner", "id": "p"}},
+        ],
+    }
+    kept = json.loads(filter_reply(body(everything), "pat-A", single=True, prune=True))
+    assert [e["resource"]["resourceType"] for e in kept["entry"]] == [
+        "Patient",
+        "Observation",
+    ]
+    with pytest.raises(NotFound):
+        filter_reply(body(everything), "pat-A", single=True)

@@ -765,3 +765,23 @@ def test_hidden_and_absent_resources_get_the_same_reply(gw: Under) -> None:
     assert {k for k in hidden.headers if k not in drop} == {
         k for k in absent.headers if k not in drop
     }
+
+
+def test_patient_everything_returns_only_the_compartment(gw: Under) -> None:
+    gw.upstream.replies["/Patient/pat-A/$everything"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "pat-A"}},
+            obs("pat-A"),
+            obs("pat-B"),
+        ],
+    }
+    scope = "patient/*.rs http://hl7.org/fhir/OperationDefinition/Patient-everything"
+    headers = gw.bearer(**{**PATIENT_A, "scope": scope})
+    response = gw.client.get("/fhir/Patient/pat-A/$everything", headers=headers)
+    assert response.status_code == 200
+    assert "pat-B" not in response.text
+    refused_other = gw.client.get("/fhir/Patient/pat-B/$everything", headers=headers)
+    assert refused_other.status_code == 403
+    assert len(gw.upstream.requests) == 1

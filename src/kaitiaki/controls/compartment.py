@@ -119,6 +119,9 @@ class Visibility:
     patient_id: str | None
     open_types: frozenset[str] = frozenset()
     rules: tuple[Rule, ...] = ()
+    # An operation's result (e.g. $everything) is assembled by the server, so
+    # every resource outside is removed rather than refusing the reply.
+    prune: bool = False
 
     def shows(self, resource: Any) -> bool:
         if self.rules and not satisfies_rules(resource, self.rules):
@@ -149,7 +152,8 @@ def _searchset(entries: list[Any], seen: Visibility, single: bool) -> list[Any]:
             kept.append(entry)
             continue
         search = entry.get("search") if isinstance(entry, dict) else None
-        if not (isinstance(search, dict) and search.get("mode") == "include"):
+        included = isinstance(search, dict) and search.get("mode") == "include"
+        if not (included or seen.prune):
             raise _hidden(single)
     return kept
 
@@ -198,6 +202,7 @@ def filter_reply(
     single: bool,
     open_types: frozenset[str] = frozenset(),
     rules: tuple[Rule, ...] = (),
+    prune: bool = False,
 ) -> bytes:
     """The upstream's JSON reply with only what the token may see in it.
 
@@ -205,7 +210,7 @@ def filter_reply(
     a ``system/`` or ``user/`` scope lets the token read anyway (``*``: all);
     with ``rules``, only resources meeting one of them.
     """
-    seen = Visibility(patient_id, open_types, rules)
+    seen = Visibility(patient_id, open_types, rules, prune)
     try:
         data = loads_strict(body, max_depth=128)
     except StrictJSONError as exc:

@@ -197,6 +197,7 @@ class Access:
     patient: str | None = None
     request_context: str | None = None
     single: bool = False
+    operation: bool = False
     rules: tuple[Rule, ...] = ()
 
     @property
@@ -222,7 +223,12 @@ def _authorise(
         settings.authorise,
         allow_list=settings.validation.identifier_allow_list,
     )
-    access = Access(principal, grants, single=interaction.is_single)
+    access = Access(
+        principal,
+        grants,
+        single=interaction.is_single,
+        operation=interaction.is_operation,
+    )
     if context is not None:
         access.request_context = context.encoded
         trail.organisation, trail.facility = context.organisation, context.facility
@@ -381,6 +387,7 @@ def _egress(access: Access, payload: bytes) -> bytes:
         single=access.single,
         open_types=access.grants.readable_types(),
         rules=access.rules,
+        prune=access.operation,
     )
 
 
