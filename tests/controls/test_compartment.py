@@ -153,10 +153,21 @@ def test_egress_hides_another_patients_resource_as_not_found() -> None:
 
 
 def test_egress_passes_own_resources_unchanged() -> None:
-    own = body({"resourceType": "Observation", "subject": ref("Patient/pat-A")})
-    assert filter_reply(own, "pat-A", single=True) == own
-    outcome = body({"resourceType": "OperationOutcome", "issue": []})
-    assert filter_reply(outcome, "pat-A", single=True) == outcome
+    own = {"resourceType": "Observation", "subject": ref("Patient/pat-A")}
+    assert json.loads(filter_reply(body(own), "pat-A", single=True)) == own
+    outcome = {"resourceType": "OperationOutcome", "issue": []}
+    assert json.loads(filter_reply(body(outcome), "pat-A", single=True)) == outcome
+
+
+def test_egress_sends_exactly_what_it_checked() -> None:
+    """Duplicate members: a client keeping the first would read pat-B."""
+    reply = (
+        b'{"resourceType":"Observation","subject":{"reference":"Patient/pat-B"},'
+        b'"subject":{"reference":"Patient/pat-A"}}'
+    )
+    sent = filter_reply(reply, "pat-A", single=True)
+    assert b"pat-B" not in sent
+    assert json.loads(sent)["subject"] == ref("Patient/pat-A")
 
 
 def test_egress_replaces_batch_entries_outside_the_compartment() -> None:
@@ -187,7 +198,9 @@ def test_egress_replaces_batch_entries_outside_the_compartment() -> None:
     assert "pat-B" not in json.dumps(kept)
 
 
-@pytest.mark.parametrize("reply", [b"not json", b"[1]", b'{"a":1,"a":2}'])
+@pytest.mark.parametrize(
+    "reply", [b"not json", b"[1]", b'{"a":NaN}', b"[" * 100000 + b"]" * 100000]
+)
 def test_egress_fails_closed_on_unreadable_replies(reply: bytes) -> None:
     with pytest.raises(UpstreamFailed):
         filter_reply(reply, "pat-A", single=True)

@@ -33,7 +33,6 @@ from kaitiaki.fhir.compartments import (
     pin_parameter,
     reference_patient,
 )
-from kaitiaki.strictjson import StrictJSONError, loads_strict
 
 __all__ = ["check_in_compartment", "filter_reply", "pin_search"]
 
@@ -211,26 +210,41 @@ def filter_reply(
     with ``rules``, only resources meeting one of them.
     """
     seen = Visibility(patient_id, open_types, rules, prune)
-    try:
-        data = loads_strict(body, max_depth=128)
-    except StrictJSONError as exc:
-        raise UpstreamFailed(
-            "The upstream reply could not be checked.", detail="egress_unparseable"
-        ) from exc
-    if not isinstance(data, dict) or _is_outcome(data):
-        if isinstance(data, dict):
-            return body
-        raise UpstreamFailed(
-            "The upstream reply could not be checked.", detail="egress_not_object"
-        )
+    data = _parse(body)
+    if _is_outcome(data):
+        return _dump(data)
     if data.get("resourceType") == "Bundle":
         if _filter_bundle(data, seen, single=single):
             logger.info("removed resources outside the patient compartment")
-            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-        return body
+        return _dump(data)
     if seen.shows(data):
-        return body
+        return _dump(data)
     raise _hidden(single)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _parse(body: bytes) -> dict[str, Any]:
+    """Parse the reply once; what was checked is what is sent (see ``_dump``)."""
+    try:
+        data = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise UpstreamFailed(
+            "The upstream reply could not be checked.", detail="egress_unparseable"
+        ) from exc
+    if not isinstance(data, dict):
+        raise UpstreamFailed(
+            "The upstream reply could not be checked.", detail="egress_not_object"
+        )
+    return data
+
+
+def _dump(data: dict[str, Any]) -> bytes:
+    # Always re-serialised: with duplicate member names in the upstream's
+    # reply, a client's parser could otherwise read a member we did not check.
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def valid_patient_id(value: str | None) -> str:
