@@ -190,6 +190,18 @@ def _check_reference(
     _check_identifier(ref.identifier.value, check, f"{name}.identifier.value", allow)
 
 
+# v2 member -> (reference type, identifier system, check)
+_V2_REFERENCES: dict[str, tuple[str, str, Callable[[str], bool]]] = {
+    "hpiPractitioner": ("Practitioner", HPI_PERSON_SYSTEM, is_valid_cpn),
+    "hpiOrganisation": (
+        "Organization",
+        HPI_ORGANISATION_SYSTEM,
+        is_valid_hpi_organisation,
+    ),
+    "hpiFacility": ("Location", HPI_FACILITY_SYSTEM, is_valid_hpi_facility),
+}
+
+
 def _check_identifiers(model: ContextV1 | ContextV2, allow: frozenset[str]) -> None:
     _check_identifier(
         model.orgIdentifier, is_valid_hpi_organisation, "orgIdentifier", allow
@@ -206,30 +218,15 @@ def _check_identifiers(model: ContextV1 | ContextV2, allow: frozenset[str]) -> N
                 secondary.value, is_valid_cpn, "secondaryIdentifier.value", allow
             )
     if isinstance(model, ContextV2):
-        _check_reference(
-            model.hpiPractitioner,
-            kind="Practitioner",
-            system=HPI_PERSON_SYSTEM,
-            check=is_valid_cpn,
-            name="hpiPractitioner",
-            allow=allow,
-        )
-        _check_reference(
-            model.hpiOrganisation,
-            kind="Organization",
-            system=HPI_ORGANISATION_SYSTEM,
-            check=is_valid_hpi_organisation,
-            name="hpiOrganisation",
-            allow=allow,
-        )
-        _check_reference(
-            model.hpiFacility,
-            kind="Location",
-            system=HPI_FACILITY_SYSTEM,
-            check=is_valid_hpi_facility,
-            name="hpiFacility",
-            allow=allow,
-        )
+        for name, (kind, system, check) in _V2_REFERENCES.items():
+            _check_reference(
+                getattr(model, name),
+                kind=kind,
+                system=system,
+                check=check,
+                name=name,
+                allow=allow,
+            )
 
 
 def _check_roles(
