@@ -165,6 +165,7 @@ async def _body(
     check_body_headers(request, max_bytes=limit, patch=interaction.name == "patch")
     body = await _read_body(receive, limit, trail)
     if interaction.name == "batch":
+        trail.step = "authorise"
         decided = authorise_bundle(
             body, access.principal, access.grants, request, settings
         )
@@ -175,6 +176,7 @@ async def _body(
         return body, request
     resource = check_resource(body, interaction)
     check_resource_identifiers(resource, settings.validation)
+    trail.step = "authorise"
     if access.patient is not None:
         check_in_compartment(resource, access.patient)
     if access.rules and not satisfies_rules(resource, access.rules):
