@@ -85,6 +85,7 @@ class Under:
     client: httpx.Client
     upstream: Canned
     standin: StandIn
+    audit: Path
 
     def bearer(self, **claims: Any) -> dict[str, str]:
         return {**FHIR, "Authorization": f"Bearer {self.standin.token(claims)}"}
@@ -100,7 +101,7 @@ def running(standin: StandIn, tmp: Path, authorise: str) -> Iterator[Under]:
             ThreadServer(Gateway(settings)) as server,
             httpx.Client(base_url=server.url, timeout=10) as client,
         ):
-            yield Under(client, canned, standin)
+            yield Under(client, canned, standin, tmp / "audit.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -785,3 +786,24 @@ def test_patient_everything_returns_only_the_compartment(gw: Under) -> None:
     refused_other = gw.client.get("/fhir/Patient/pat-B/$everything", headers=headers)
     assert refused_other.status_code == 403
     assert len(gw.upstream.requests) == 1
+
+
+def test_refusals_are_audited_without_the_request_context(strict_gw: Under) -> None:
+    value = context({**SYSTEM_CONTEXT, "userFullName": "Secret Person Name"})
+    headers = {
+        **strict_gw.bearer(scope="system/Observation.rs"),
+        "Request-Context": value,
+    }
+    strict_gw.client.get("/fhir/Patient", headers=headers)
+    body = bundle("batch", ("GET", "Observation?code=1"), ("GET", "Patient/p1"))
+    strict_gw.client.post("/fhir", json=body, headers={**headers, **JSON})
+    events = [json.loads(line) for line in strict_gw.audit.read_text().splitlines()]
+    last = events[-2:]
+    assert [(e["status"], e["refusal_step"]) for e in last] == [
+        (403, "authorise"),
+        (403, "authorise"),
+    ]
+    assert last[1]["refusal_code"].startswith("bundle_entry_")
+    text = strict_gw.audit.read_text()
+    assert "Secret Person Name" not in text
+    assert value[:24] not in text
