@@ -206,8 +206,8 @@ def test_authorise_covers_reached_types(scope: str, target: str, expected: str) 
 @pytest.mark.parametrize(
     ("method", "target", "query"),
     [
-        ("GET", "/Observation", (("patient", "Patient/pat-A"),)),
-        ("GET", "/Observation?code=1", (("code", "1"), ("patient", "Patient/pat-A"))),
+        ("GET", "/Observation", (("subject", "Patient/pat-A"),)),
+        ("GET", "/Observation?code=1", (("code", "1"), ("subject", "Patient/pat-A"))),
         ("GET", "/Observation?patient=pat-A", (("patient", "pat-A"),)),
         ("GET", "/Observation?subject=Patient/pat-A", (("subject", "Patient/pat-A"),)),
         (
@@ -223,14 +223,14 @@ def test_authorise_covers_reached_types(scope: str, target: str, expected: str) 
         (
             "GET",
             "/Observation?performer=Practitioner/pr-1",
-            (("performer", "Practitioner/pr-1"), ("patient", "Patient/pat-A")),
+            (("performer", "Practitioner/pr-1"), ("subject", "Patient/pat-A")),
         ),
         (
             "GET",
             "/Observation?performer=Patient/pat-A,Practitioner/pr-1",
             (
                 ("performer", "Patient/pat-A,Practitioner/pr-1"),
-                ("patient", "Patient/pat-A"),
+                ("subject", "Patient/pat-A"),
             ),
         ),
         ("GET", "/Patient", (("_id", "pat-A"),)),
@@ -243,6 +243,9 @@ def test_authorise_covers_reached_types(scope: str, target: str, expected: str) 
             (("_id", "pat-A"), ("_revinclude", "Observation:focus")),
         ),
         ("GET", "/Group", (("member", "Patient/pat-A"),)),
+        ("GET", "/Appointment", (("actor", "Patient/pat-A"),)),
+        ("GET", "/AdverseEvent", (("subject", "Patient/pat-A"),)),
+        ("GET", "/Condition", (("patient", "Patient/pat-A"),)),
     ],
 )
 def test_patient_scopes_pin_searches(
@@ -358,7 +361,7 @@ def test_mixed_scopes_confine_when_an_include_needs_the_patient_scope() -> None:
         patient="pat-A",
     )
     assert decision.patient == "pat-A"
-    assert ("patient", "Patient/pat-A") in decision.request.query
+    assert ("subject", "Patient/pat-A") in decision.request.query
 
 
 def test_refusals_before_upstream_are_uniform() -> None:

@@ -215,7 +215,7 @@ def test_fhir01_upstream_ignoring_the_pin_is_refused(gw: Under) -> None:
     response = gw.client.get("/fhir/Observation", headers=gw.bearer(**PATIENT_A))
     assert response.status_code == 403
     assert "pat-B" not in response.text
-    assert unquote(gw.upstream.requests[0]["query"]) == "patient=Patient/pat-A"
+    assert unquote(gw.upstream.requests[0]["query"]) == "subject=Patient/pat-A"
 
 
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
@@ -281,7 +281,7 @@ def test_body06_search_post_form_values_are_authorised(gw: Under) -> None:
     )
     assert allowed.status_code == 200
     sent = gw.upstream.requests[0]
-    assert sent["body"] == b"patient=Patient%2Fpat-A&code=1"
+    assert sent["body"] == b"subject=Patient%2Fpat-A&code=1"
     assert sent["query"] == ""
 
 
@@ -402,7 +402,7 @@ def test_fhir03_allowed_bundle_is_forwarded_as_checked(gw: Under) -> None:
     sent = json.loads(gw.upstream.requests[0]["body"])
     assert (
         sent["entry"][0]["request"]["url"]
-        == "Observation?code=1&patient=Patient%2Fpat-A"
+        == "Observation?code=1&subject=Patient%2Fpat-A"
     )
 
 

@@ -118,9 +118,6 @@ PATIENT_COMPARTMENT: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "VisionPrescription": (("patient",), ("patient",)),
 }
 
-# The parameter the gateway adds to pin a search to one patient, where it is
-# not the type's ``patient`` search parameter.
-_PIN = {"Patient": "_id", "Group": "member", "Schedule": "actor"}
 _PATIENT_REF = re.compile(
     r"(?:.*/)?Patient/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
 )
@@ -135,10 +132,18 @@ def patient_parameters(resource_type: str) -> frozenset[str]:
 
 
 def pin_parameter(resource_type: str) -> str | None:
-    """The parameter that confines a search of ``resource_type`` to one patient."""
-    if resource_type not in PATIENT_COMPARTMENT:
+    """The parameter that confines a search of ``resource_type`` to one patient.
+
+    ``_id`` for Patient; otherwise ``patient`` where the CompartmentDefinition
+    names it, else its first parameter (each is a search parameter of the
+    type, so every R4 server knows it).
+    """
+    if resource_type == "Patient":
+        return "_id"
+    entry = PATIENT_COMPARTMENT.get(resource_type)
+    if entry is None:
         return None
-    return _PIN.get(resource_type, "patient")
+    return "patient" if "patient" in entry[0] else entry[0][0]
 
 
 def reference_patient(reference: str) -> str | None:
