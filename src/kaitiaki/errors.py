@@ -12,6 +12,7 @@ a stable machine ``code``::
     └── Refusal                     a request is refused; becomes a 4xx/5xx reply
         ├── BadRequest              400 malformed path, query, header or body
         │   └── InvalidRequestContext
+        │       └── MissingRequestContext
         ├── NotFound                404 no route matches
         ├── NotAcceptable           406
         ├── PayloadTooLarge         413
@@ -216,3 +217,8 @@ class InternalFault(Refusal):
     status = 500
     code = "internal"
     issue_code = "exception"
+
+
+class MissingRequestContext(InvalidRequestContext):
+    code = "missing_request_context"
+    issue_code = "required"

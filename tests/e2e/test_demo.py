@@ -143,6 +143,63 @@ def test_demo_writer_creates_and_system_client_may_not(demo: Demo) -> None:
         assert anonymous.status_code == 401
 
 
+def test_demo_transaction_and_batch_through_the_gateway(demo: Demo) -> None:
+    transaction = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:0b7e",
+                "request": {"method": "POST", "url": "Patient"},
+                "resource": {"resourceType": "Patient", "name": [{"family": "Tauira"}]},
+            },
+            {
+                "request": {"method": "POST", "url": "Observation"},
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"text": "demo"},
+                    "subject": {"reference": "urn:uuid:0b7e"},
+                },
+            },
+        ],
+    }
+    json_headers = {"Content-Type": "application/fhir+json"}
+    with httpx.Client(timeout=10) as client:
+        refused = client.post(
+            demo.base,
+            json=transaction,
+            headers={"Authorization": f"Bearer {demo.token()}", **json_headers},
+        )
+        assert refused.status_code == 403
+        writer = {"Authorization": f"Bearer {demo.token('demo-writer')}"}
+        done = client.post(
+            demo.base, json=transaction, headers={**writer, **json_headers}
+        )
+        assert done.status_code == 200, done.text
+        patient, observation = (entry["resource"] for entry in done.json()["entry"])
+        assert observation["subject"]["reference"] == f"Patient/{patient['id']}"
+
+        batch = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [
+                {"request": {"method": "GET", "url": f"Patient/{patient['id']}"}},
+                {
+                    "request": {
+                        "method": "GET",
+                        "url": f"Observation?patient=Patient/{patient['id']}",
+                    }
+                },
+            ],
+        }
+        read = client.post(demo.base, json=batch, headers={**writer, **json_headers})
+        assert read.status_code == 200
+        entries = read.json()["entry"]
+        assert entries[0]["resource"]["id"] == patient["id"]
+        assert entries[1]["resource"]["total"] == 1
+
+
 def test_demo_throttles_and_audits(demo: Demo) -> None:
     headers = {"Authorization": f"Bearer {demo.token()}"}
     with httpx.Client(timeout=10) as client:

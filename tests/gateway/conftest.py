@@ -166,7 +166,18 @@ def recorder() -> Recorder:
     return Recorder()
 
 
-def gateway_toml(issuer: str, upstream: str, tmp: Path, extra: str = "") -> str:
+# Most tests exercise other controls with client-credentials tokens; the grant
+# policy itself is tested with its default in tests/gateway/test_authorise.py.
+ALLOW_CLIENT_CREDENTIALS = 'client_credentials = "allow"'
+
+
+def gateway_toml(
+    issuer: str,
+    upstream: str,
+    tmp: Path,
+    extra: str = "",
+    authorise: str = ALLOW_CLIENT_CREDENTIALS,
+) -> str:
     return f"""
 [gateway]
 port = 0
@@ -185,6 +196,8 @@ limited = "3/minute"
 [audit]
 sink = "jsonl"
 path = "{tmp / "audit.jsonl"}"
+[authorise]
+{authorise}
 {extra}
 """
 

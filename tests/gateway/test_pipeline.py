@@ -344,7 +344,7 @@ def test_update_id_must_match_url(gateway: GatewayUnderTest, standin: StandIn) -
 def test_client_rate_limit_gives_429_with_retry_after(
     gateway: GatewayUnderTest, standin: StandIn
 ) -> None:
-    token = standin.token({"client_id": "limited"})
+    token = standin.token({"client_id": "limited", "sub": "limited"})
     statuses = [
         gateway.client.get("/fhir/Patient", headers=bearer(token)).status_code
         for _ in range(5)

@@ -79,6 +79,7 @@ def replicas(
                 text = text.replace("port = 0", f"port = {port}", 1)
                 config = tmp_path / f"gateway{index}.toml"
                 config.write_text(text.replace("throttle-gw", f"replica-{index}"))
+                config.chmod(0o600)  # the gateway refuses settings others can read
                 configs.append(config)
                 processes.append(_start(config, tmp_path / f"gateway{index}.log"))
             for port in ports:

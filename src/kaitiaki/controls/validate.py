@@ -20,9 +20,11 @@ from kaitiaki.fhir.interactions import Interaction
 from kaitiaki.request import CanonicalRequest
 from kaitiaki.strictjson import StrictJSONError, loads_strict
 
-__all__ = ["check_accept", "check_body_headers", "check_resource"]
+__all__ = ["check_accept", "check_body_headers", "check_json_body", "check_resource"]
 
 _JSON_TYPES = ("application/fhir+json", "application/json")
+# JSON Patch, or FHIRPath Patch (a Parameters resource).
+_PATCH_TYPES = ("application/json-patch+json", *_JSON_TYPES)
 _ACCEPTABLE = (*_JSON_TYPES, "application/*", "*/*")
 _FORMATS = ("json", "application/json", "application/fhir+json")
 
@@ -53,7 +55,9 @@ def check_accept(request: CanonicalRequest) -> None:
         raise NotAcceptable("Only FHIR JSON responses are available.", detail="accept")
 
 
-def check_body_headers(request: CanonicalRequest, *, max_bytes: int) -> None:
+def check_body_headers(
+    request: CanonicalRequest, *, max_bytes: int, patch: bool = False
+) -> None:
     """Check what the headers promise about a body, before reading it."""
     encoding = request.header("content-encoding")
     if encoding is not None and encoding.strip().lower() != "identity":
@@ -67,7 +71,8 @@ def check_body_headers(request: CanonicalRequest, *, max_bytes: int) -> None:
             detail="content_type_missing",
         )
     kind, params = _media_type(content_type)
-    if kind not in _JSON_TYPES or params.get("charset", "utf-8") != "utf-8":
+    accepted = _PATCH_TYPES if patch else _JSON_TYPES
+    if kind not in accepted or params.get("charset", "utf-8") != "utf-8":
         raise UnsupportedMediaType(
             "Only application/fhir+json in UTF-8 is accepted.", detail="content_type"
         )
@@ -76,14 +81,26 @@ def check_body_headers(request: CanonicalRequest, *, max_bytes: int) -> None:
         raise PayloadTooLarge("The request body is too large.")
 
 
-def check_resource(body: bytes, interaction: Interaction) -> dict[str, Any]:
-    """Parse the body strictly and check it is the resource the URL names."""
+def _strict(body: bytes) -> Any:
     try:
-        resource = loads_strict(body, max_depth=64)
+        return loads_strict(body, max_depth=64)
     except StrictJSONError as exc:
         raise BadRequest(
             "The request body is not valid JSON.", detail=f"json_{exc.reason}"
         ) from exc
+
+
+def check_json_body(body: bytes) -> Any:
+    """Parse a body that is not a resource of the URL's type (patch, operation)."""
+    value = _strict(body)
+    if not isinstance(value, dict | list):
+        raise BadRequest("The request body must be JSON.", detail="json_not_object")
+    return value
+
+
+def check_resource(body: bytes, interaction: Interaction) -> dict[str, Any]:
+    """Parse the body strictly and check it is the resource the URL names."""
+    resource = _strict(body)
     if not isinstance(resource, dict):
         raise BadRequest(
             "The request body must be a FHIR resource.",

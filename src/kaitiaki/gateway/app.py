@@ -57,6 +57,7 @@ class Gateway:
         self.limits = RateLimits(self.settings.limits)
         self.sink = open_sink(self.settings.audit)
         self.suspensions = Suspensions(Path(self.settings.admin.suspensions_file))
+        _warn_weak_policies(self.settings)
         logger.info("gateway %s ready", self.settings.gateway.instance)
 
     async def apply_settings(self, settings: Settings) -> None:
@@ -144,6 +145,17 @@ class Gateway:
             logger.exception("audit sink failed; refusing rather than serve unaudited")
             return _unaudited()
         return reply
+
+
+def _warn_weak_policies(settings: Settings) -> None:
+    authorise = settings.authorise
+    policies: set[str | None] = {authorise.client_credentials}
+    policies |= {route.client_credentials for route in authorise.routes}
+    if "allow" in policies:
+        logger.warning(
+            "client credentials are accepted without a Request-Context "
+            '(authorise.client_credentials = "allow")'
+        )
 
 
 def _unaudited() -> Reply:

@@ -7,13 +7,23 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from kaitiaki.controls.authenticate import bearer_token
-from kaitiaki.controls.authorise import authorise
+from kaitiaki.controls.authorise import Decision, authorise
+from kaitiaki.controls.bundle import authorise_bundle
+from kaitiaki.controls.compartment import check_in_compartment, filter_reply
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
-from kaitiaki.controls.validate import check_accept, check_body_headers, check_resource
+from kaitiaki.controls.labels import Rule, satisfies_rules
+from kaitiaki.controls.policy import apply_policy
+from kaitiaki.controls.validate import (
+    check_accept,
+    check_body_headers,
+    check_json_body,
+    check_resource,
+)
 from kaitiaki.errors import (
     BadRequest,
     Forbidden,
+    InsufficientScope,
     NotFound,
     PayloadTooLarge,
     Refusal,
@@ -21,9 +31,10 @@ from kaitiaki.errors import (
 )
 from kaitiaki.fhir.interactions import Interaction, match_interaction
 from kaitiaki.fhir.outcome import refusal_outcome
-from kaitiaki.fhir.scopes import parse_scopes
+from kaitiaki.fhir.scopes import Grants, parse_scopes
+from kaitiaki.gateway.public import is_public
 from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
-from kaitiaki.gateway.upstream import forward, outbound_headers
+from kaitiaki.gateway.upstream import UpstreamReply, forward, outbound_headers
 from kaitiaki.request import (
     CanonicalRequest,
     canonical_path,
@@ -34,6 +45,7 @@ from kaitiaki.request import (
     parse_query,
 )
 from kaitiaki.tokens import verify_access_token
+from kaitiaki.tokens.jwt import Principal
 
 if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive, Scope
@@ -41,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["Trail", "handle_request"]
 
 _FORM = "application/x-www-form-urlencoded"
+_SEARCH_POSTS = frozenset({"search-type-post", "search-system-post"})
 
 
 @dataclass(slots=True)
@@ -56,6 +69,10 @@ class Trail:
     resource_type: str | None = None
     client_id: str | None = None
     subject: str | None = None
+    # From a validated Request-Context, for audit and per-organisation limits.
+    organisation: str | None = None
+    facility: str | None = None
+    purpose_of_use: tuple[str, ...] | None = None
     refusal_code: str | None = None
     refusal_step: str | None = None
     bytes_in: int = 0
@@ -126,32 +143,119 @@ async def _body(
     request: CanonicalRequest,
     interaction: Interaction,
     trail: Trail,
+    *,
+    access: Access,
 ) -> tuple[bytes | None, CanonicalRequest]:
-    limit = gateway.settings.gateway.max_body_bytes
-    if interaction.name == "search-type-post":
+    settings = gateway.settings
+    limit = settings.gateway.max_body_bytes
+    if interaction.name in _SEARCH_POSTS:
         content_type = (request.header("content-type") or "").split(";")[0].strip()
         if content_type.lower() != _FORM:
             raise BadRequest(
                 "A search body must be form-encoded.", detail="search_form"
             )
         form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
-        query = check_search(request.query + form, gateway.settings.validation)
+        query = check_search(request.query + form, settings.validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
         return encode_query(merged.query).encode(), merged
     if not interaction.has_body:
-        if interaction.name.startswith("search"):
-            query = check_search(request.query, gateway.settings.validation)
+        if interaction.is_search or interaction.is_operation:
+            query = check_search(request.query, settings.validation)
             request = CanonicalRequest(**{**_fields(request), "query": query})
         return None, request
-    check_body_headers(request, max_bytes=limit)
+    check_body_headers(request, max_bytes=limit, patch=interaction.name == "patch")
     body = await _read_body(receive, limit, trail)
+    if interaction.name == "batch":
+        trail.step = "authorise"
+        decided = authorise_bundle(
+            body, access.principal, access.grants, request, settings
+        )
+        access.patient = access.patient or decided.patient
+        return decided.body, request
+    if interaction.name == "patch" or interaction.is_operation:
+        check_json_body(body)
+        return body, request
     resource = check_resource(body, interaction)
-    check_resource_identifiers(resource, gateway.settings.validation)
+    check_resource_identifiers(resource, settings.validation)
+    trail.step = "authorise"
+    if access.patient is not None:
+        check_in_compartment(resource, access.patient)
+    if access.rules and not satisfies_rules(resource, access.rules):
+        raise InsufficientScope(
+            "The access token does not permit this request.", detail="scope_content"
+        )
     return body, request
 
 
 def _fields(request: CanonicalRequest) -> dict[str, Any]:
     return {name: getattr(request, name) for name in request.__slots__}
+
+
+@dataclass(slots=True)
+class Access:
+    """What authorisation established, for the body and the upstream steps."""
+
+    principal: Principal
+    grants: Grants
+    patient: str | None = None
+    request_context: str | None = None
+    single: bool = False
+    operation: bool = False
+    rules: tuple[Rule, ...] = ()
+
+    @property
+    def checks_egress(self) -> bool:
+        return self.patient is not None or bool(self.rules)
+
+
+def _authorise(
+    gateway: Gateway,
+    principal: Principal,
+    interaction: Interaction,
+    request: CanonicalRequest,
+    trail: Trail,
+) -> tuple[Access, CanonicalRequest]:
+    settings = gateway.settings
+    prefixes = (settings.gateway.base_url, *settings.authorise.scope_prefixes)
+    grants = parse_scopes(principal.scope, prefixes=prefixes)
+    context = apply_policy(
+        principal,
+        grants,
+        request,
+        interaction,
+        settings.authorise,
+        allow_list=settings.validation.identifier_allow_list,
+    )
+    access = Access(
+        principal,
+        grants,
+        single=interaction.is_single,
+        operation=interaction.is_operation,
+    )
+    if context is not None:
+        access.request_context = context.encoded
+        trail.organisation, trail.facility = context.organisation, context.facility
+        trail.purpose_of_use = context.purpose_of_use
+    decision = _decide(gateway, access, interaction, request)
+    return access, decision.request
+
+
+def _decide(
+    gateway: Gateway,
+    access: Access,
+    interaction: Interaction,
+    request: CanonicalRequest,
+) -> Decision:
+    decision = authorise(
+        access.grants,
+        interaction,
+        request,
+        gateway.settings.authorise,
+        patient=access.principal.patient,
+    )
+    access.patient = access.patient or decision.patient
+    access.rules = access.rules or decision.rules
+    return decision
 
 
 async def handle_request(
@@ -168,10 +272,11 @@ async def handle_request(
     trail.step = "filter"
     apply_carriage_rules(request)
     check_accept(request)
-    public = request.path[len(settings.gateway.fhir_base) :] in (
-        settings.gateway.public_paths
+    public = is_public(
+        request.path[len(settings.gateway.fhir_base) :], settings.gateway.public_paths
     )
     body: bytes | None = None
+    access: Access | None = None
     if not public:
         trail.step = "authenticate"
         token = bearer_token(request, max_bytes=settings.auth.max_token_bytes)
@@ -197,16 +302,20 @@ async def handle_request(
 
         try:
             trail.step = "authorise"
-            scopes = parse_scopes(principal.scope)
-            authorise(scopes, interaction, request)
+            access, request = _authorise(
+                gateway, principal, interaction, request, trail
+            )
 
             trail.step = "validate"
-            body, request = await _body(gateway, receive, request, interaction, trail)
-            if interaction.name == "search-type-post":
+            body, request = await _body(
+                gateway, receive, request, interaction, trail, access=access
+            )
+            if interaction.name in _SEARCH_POSTS:
                 trail.step = "throttle"
                 grant = await gateway.limits.top_up(grant, now, query=request.query)
                 trail.step = "authorise"
-                authorise(scopes, interaction, request)
+                request = _decide(gateway, access, interaction, request).request
+                body = encode_query(request.query).encode()
         except BaseException:
             # A refused request gives its concurrency lease back at once.
             await gateway.limits.release(grant)
@@ -214,7 +323,9 @@ async def handle_request(
 
     trail.step = "upstream"
     try:
-        reply = await _proxy(gateway, request, body, trail, cacheable=public)
+        reply = await _proxy(
+            gateway, request, body, trail, cacheable=public, access=access
+        )
     finally:
         await gateway.limits.release(grant)
     # The gateway's limits replace any the upstream advertised.
@@ -231,42 +342,33 @@ async def _proxy(
     trail: Trail,
     *,
     cacheable: bool,
+    access: Access | None = None,
 ) -> Reply:
     settings = gateway.settings.gateway
     if gateway.session is None:
         raise RuntimeError("gateway used before startup")
     upstream_base = settings.upstream.rstrip("/")
     url = upstream_base + request.path[len(settings.fhir_base) :]
-    if request.query and trail.interaction != "search-type-post":
+    if request.query and trail.interaction not in _SEARCH_POSTS:
         url += "?" + encode_query(request.query)
-    public = urlsplit(settings.base_url)
-    identity = {
-        "x-correlation-id": trail.correlation_id,
-        # Set only by the gateway (clients' forwarding headers are dropped), so
-        # the upstream can build links with the public base, never its own.
-        "x-forwarded-host": public.netloc,
-        "x-forwarded-proto": public.scheme,
-        "x-forwarded-prefix": public.path,
-    }
-    if trail.client_id is not None:
-        identity["kaitiaki-client-id"] = trail.client_id
-    if trail.interaction == "search-type-post":
-        identity["content-type"] = _FORM
+    identity = _identity(settings.base_url, trail, access)
+    checked = access is not None and access.checks_egress
+    # A HEAD whose reply must be checked is sent as GET.
+    method = "GET" if checked and request.method == "HEAD" else request.method
     reply = await forward(
         gateway.session,
-        request.method,
+        method,
         url,
         outbound_headers(request.headers, identity),
         body,
         timeout=settings.upstream_timeout_seconds,
     )
+    if checked and reply.status in (404, 410):
+        # The same reply as a resource hidden by the egress check, so that
+        # "not there", "deleted" and "not yours" cannot be told apart.
+        raise NotFound("The resource was not found.", detail="upstream_not_found")
     if reply.status >= 500:
-        # The upstream's own error page may carry internals: never relay it.
-        trail.refusal_code, trail.refusal_step = "upstream_error", "upstream"
-        failed = UpstreamFailed("The upstream service failed to process the request.")
-        kept = [(name, value) for name, value in reply.headers if name == "retry-after"]
-        kept += [("content-type", FHIR_JSON), *security_headers(cacheable=False)]
-        return Reply(reply.status, kept, refusal_outcome(failed))
+        return _upstream_failure(reply, trail)
     headers = [
         (name, _public_location(value, upstream_base, settings.base_url))
         if name in ("location", "content-location")
@@ -275,7 +377,51 @@ async def _proxy(
         if name != "cache-control"
     ]
     headers += security_headers(cacheable=cacheable and reply.status == 200)
-    return Reply(reply.status, headers, reply.body)
+    payload = reply.body
+    if access is not None and checked and 200 <= reply.status < 300 and payload:
+        payload = _egress(access, payload)
+        if method != request.method:
+            payload = b""
+    return Reply(reply.status, headers, payload)
+
+
+def _upstream_failure(reply: UpstreamReply, trail: Trail) -> Reply:
+    """The upstream's own error page may carry internals: never relay it."""
+    trail.refusal_code, trail.refusal_step = "upstream_error", "upstream"
+    failed = UpstreamFailed("The upstream service failed to process the request.")
+    kept = [(name, value) for name, value in reply.headers if name == "retry-after"]
+    kept += [("content-type", FHIR_JSON), *security_headers(cacheable=False)]
+    return Reply(reply.status, kept, refusal_outcome(failed))
+
+
+def _identity(base_url: str, trail: Trail, access: Access | None) -> dict[str, str]:
+    """Headers only the gateway sets; a client's own copies never pass."""
+    public = urlsplit(base_url)
+    identity = {
+        "x-correlation-id": trail.correlation_id,
+        # The upstream builds links with the public base, never its own.
+        "x-forwarded-host": public.netloc,
+        "x-forwarded-proto": public.scheme,
+        "x-forwarded-prefix": public.path,
+    }
+    if trail.client_id is not None:
+        identity["kaitiaki-client-id"] = trail.client_id
+    if access is not None and access.request_context is not None:
+        identity["request-context"] = access.request_context
+    if trail.interaction in _SEARCH_POSTS:
+        identity["content-type"] = _FORM
+    return identity
+
+
+def _egress(access: Access, payload: bytes) -> bytes:
+    return filter_reply(
+        payload,
+        access.patient,
+        single=access.single,
+        open_types=access.grants.readable_types(),
+        rules=access.rules,
+        prune=access.operation,
+    )
 
 
 def _public_location(value: str, upstream_base: str, public_base: str) -> str:

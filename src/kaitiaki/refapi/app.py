@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from sqlalchemy import Engine, create_engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
@@ -33,7 +32,13 @@ from kaitiaki.errors import (
     Refusal,
 )
 from kaitiaki.iam import Secret, SecretStore
-from kaitiaki.refapi.bodies import parse_form, parse_resource, read_body
+from kaitiaki.refapi.batch import run_bundle, searchset
+from kaitiaki.refapi.bodies import (
+    parse_bundle,
+    parse_form,
+    parse_resource,
+    read_body,
+)
 from kaitiaki.refapi.protect import FieldProtector
 from kaitiaki.refapi.resources import (
     FHIR_JSON,
@@ -210,25 +215,9 @@ class _RefApi:
         query = parse_search(resource_type, params)
         total, resources = await run_in_threadpool(self.store.search, query)
 
-        base = self.base_url(request)
-        self_url = f"{base}/{resource_type}"
-        if params:
-            self_url += "?" + urlencode(params)
-        bundle = {
-            "resourceType": "Bundle",
-            "id": str(uuid.uuid4()),
-            "type": "searchset",
-            "total": total,
-            "link": [{"relation": "self", "url": self_url}],
-            "entry": [
-                {
-                    "fullUrl": f"{base}/{resource_type}/{resource['id']}",
-                    "resource": resource,
-                    "search": {"mode": "match"},
-                }
-                for resource in resources
-            ],
-        }
+        bundle = searchset(
+            self.base_url(request), resource_type, params, total, resources
+        )
         return _fhir_response(bundle)
 
     async def create(self, request: Request) -> Response:
@@ -263,6 +252,14 @@ class _RefApi:
         resource_id = check_id(request.path_params["resource_id"])
         await run_in_threadpool(self.store.delete, resource_type, resource_id)
         return Response(status_code=204, headers=_HEADERS)
+
+    async def bundle(self, request: Request) -> Response:
+        """``POST [base]``: a batch or transaction Bundle."""
+        body = parse_bundle(request, await read_body(request))
+        reply = await run_in_threadpool(
+            run_bundle, self.store, body, _now(), self.base_url(request)
+        )
+        return _fhir_response(reply)
 
     async def type_level(self, request: Request) -> Response:
         if request.method == "POST":
@@ -303,6 +300,7 @@ def create_app(
     base = settings.fhir_base
     routes = [
         Route(f"{base}/metadata", _guarded(api.metadata), methods=["GET"]),
+        Route(base, _guarded(api.bundle), methods=["POST"]),
         Route(
             f"{base}/{{resource_type}}/_search",
             _guarded(api.search),

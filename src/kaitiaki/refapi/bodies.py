@@ -11,7 +11,14 @@ from kaitiaki.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from kaitiaki.refapi.resources import PATIENT_REFERENCE_FIELD
 from kaitiaki.strictjson import StrictJSONError, loads_strict
 
-__all__ = ["MAX_BODY_BYTES", "parse_form", "parse_resource", "read_body"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "check_shape",
+    "parse_bundle",
+    "parse_form",
+    "parse_resource",
+    "read_body",
+]
 
 MAX_BODY_BYTES = 1_048_576
 _MAX_FORM_FIELDS = 100
@@ -47,7 +54,7 @@ async def read_body(request: Request) -> bytes:
     return bytes(body)
 
 
-def _check_shape(resource: dict[str, Any], resource_type: str) -> None:
+def check_shape(resource: dict[str, Any], resource_type: str) -> None:
     """Refuse element shapes the token index could not read."""
     identifiers = resource.get("identifier")
     if identifiers is not None and not (
@@ -70,16 +77,27 @@ def _check_shape(resource: dict[str, Any], resource_type: str) -> None:
         raise BadRequest("meta must be an object.", expression="meta")
 
 
-def parse_resource(request: Request, body: bytes, resource_type: str) -> dict[str, Any]:
-    """Parse ``body`` as a JSON resource of ``resource_type``, or refuse with 4xx."""
+def _json(request: Request, body: bytes) -> Any:
     if _media_type(request) not in _JSON_TYPES:
         raise UnsupportedMediaType("The body must be application/fhir+json.")
     try:
-        value = loads_strict(body)
+        return loads_strict(body)
     except StrictJSONError as exc:
         message = _JSON_REASONS.get(exc.reason, "The body is not valid JSON.")
         raise BadRequest(message, detail=exc.reason) from exc
 
+
+def parse_bundle(request: Request, body: bytes) -> dict[str, Any]:
+    """Parse ``body`` as a JSON Bundle (its entries are checked one by one)."""
+    value = _json(request, body)
+    if not isinstance(value, dict) or value.get("resourceType") != "Bundle":
+        raise BadRequest("The body must be a Bundle.", expression="resourceType")
+    return value
+
+
+def parse_resource(request: Request, body: bytes, resource_type: str) -> dict[str, Any]:
+    """Parse ``body`` as a JSON resource of ``resource_type``, or refuse with 4xx."""
+    value = _json(request, body)
     if not isinstance(value, dict):
         raise BadRequest("The body must be a JSON object.")
     if value.get("resourceType") != resource_type:
@@ -87,7 +105,7 @@ def parse_resource(request: Request, body: bytes, resource_type: str) -> dict[st
             "The body's resourceType does not match the URL.",
             expression="resourceType",
         )
-    _check_shape(value, resource_type)
+    check_shape(value, resource_type)
     return value
 
 

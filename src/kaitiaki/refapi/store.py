@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -40,7 +41,7 @@ from kaitiaki.refapi.protect import FieldProtector
 from kaitiaki.refapi.resources import PATIENT_REFERENCE_FIELD
 from kaitiaki.refapi.search import SearchQuery, Token
 
-__all__ = ["ResourceStore", "index_tokens"]
+__all__ = ["ResourceStore", "StoreTransaction", "index_tokens"]
 
 _metadata = MetaData()
 
@@ -138,6 +139,27 @@ def _where(query: SearchQuery, protector: FieldProtector) -> list[ColumnElement[
     return where
 
 
+class StoreTransaction:
+    """The store's calls inside one open transaction: all commit or none."""
+
+    def __init__(self, store: ResourceStore, conn: Connection) -> None:
+        self._store, self._conn = store, conn
+
+    def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
+        return self._store._read_on(self._conn, resource_type, resource_id)
+
+    def search(self, query: SearchQuery) -> tuple[int, list[dict[str, Any]]]:
+        return self._store._search_on(self._conn, query)
+
+    def write(
+        self, resource_type: str, resource: dict[str, Any], now: str
+    ) -> tuple[dict[str, Any], bool]:
+        return self._store._write_on(self._conn, resource_type, resource, now)
+
+    def delete(self, resource_type: str, resource_id: str) -> None:
+        _delete_on(self._conn, resource_type, resource_id)
+
+
 class ResourceStore:
     """Read, search and write resources through one SQLAlchemy engine."""
 
@@ -158,19 +180,37 @@ class ResourceStore:
     def _opened(self, resource_type: str, content: str, sealed: str | None) -> Any:
         return self._protector.join(resource_type, _loads(content), sealed)
 
+    @contextmanager
+    def begin(self) -> Iterator[StoreTransaction]:
+        """One database transaction for several calls (transaction Bundles)."""
+        self._protector.refresh()
+        with self._engine.begin() as conn:
+            yield StoreTransaction(self, conn)
+
     def read(self, resource_type: str, resource_id: str) -> dict[str, Any] | None:
         self._protector.refresh()
-        statement = select(resource_table.c.content, resource_table.c.protected).where(
-            resource_table.c.resource_type == resource_type,
-            resource_table.c.id == resource_id,
-        )
         with self._engine.connect() as conn:
-            row = conn.execute(statement).first()
-        return None if row is None else self._opened(resource_type, *row)
+            return self._read_on(conn, resource_type, resource_id)
 
     def search(self, query: SearchQuery) -> tuple[int, list[dict[str, Any]]]:
         """The total number of matches and the first ``query.count`` of them."""
         self._protector.refresh()
+        with self._engine.connect() as conn:
+            return self._search_on(conn, query)
+
+    def _read_on(
+        self, conn: Connection, resource_type: str, resource_id: str
+    ) -> dict[str, Any] | None:
+        statement = select(resource_table.c.content, resource_table.c.protected).where(
+            resource_table.c.resource_type == resource_type,
+            resource_table.c.id == resource_id,
+        )
+        row = conn.execute(statement).first()
+        return None if row is None else self._opened(resource_type, *row)
+
+    def _search_on(
+        self, conn: Connection, query: SearchQuery
+    ) -> tuple[int, list[dict[str, Any]]]:
         where = _where(query, self._protector)
         count = select(func.count()).select_from(resource_table).where(*where)
         page = (
@@ -179,10 +219,17 @@ class ResourceStore:
             .order_by(resource_table.c.id)
             .limit(query.count)
         )
-        with self._engine.connect() as conn:
-            total = int(conn.execute(count).scalar_one())
-            rows = conn.execute(page).all() if query.count else []
+        total = int(conn.execute(count).scalar_one())
+        rows = conn.execute(page).all() if query.count else []
         return total, [self._opened(query.resource_type, *row) for row in rows]
+
+    def _write_on(
+        self, conn: Connection, resource_type: str, resource: dict[str, Any], now: str
+    ) -> tuple[dict[str, Any], bool]:
+        version = self._current_version(conn, resource_type, resource["id"])
+        stored = _stamped(resource, (version or 0) + 1, now)
+        self._put(conn, resource_type, stored, exists=version is not None)
+        return stored, version is None
 
     def write(
         self, resource_type: str, resource: dict[str, Any], now: str
@@ -193,20 +240,11 @@ class ResourceStore:
         """
         self._protector.refresh()
         with self._engine.begin() as conn:
-            version = self._current_version(conn, resource_type, resource["id"])
-            stored = _stamped(resource, (version or 0) + 1, now)
-            self._put(conn, resource_type, stored, exists=version is not None)
-        return stored, version is None
+            return self._write_on(conn, resource_type, resource, now)
 
     def delete(self, resource_type: str, resource_id: str) -> None:
         with self._engine.begin() as conn:
-            _delete_tokens(conn, resource_type, resource_id)
-            conn.execute(
-                delete(resource_table).where(
-                    resource_table.c.resource_type == resource_type,
-                    resource_table.c.id == resource_id,
-                )
-            )
+            _delete_on(conn, resource_type, resource_id)
 
     def load(self, resources: Iterable[dict[str, Any]], now: str) -> None:
         """Insert new resources (version 1) in one transaction, as seeding does."""
@@ -346,6 +384,16 @@ def _add_missing_columns(engine: Engine) -> None:
                 conn.execute(
                     text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}')
                 )
+
+
+def _delete_on(conn: Connection, resource_type: str, resource_id: str) -> None:
+    _delete_tokens(conn, resource_type, resource_id)
+    conn.execute(
+        delete(resource_table).where(
+            resource_table.c.resource_type == resource_type,
+            resource_table.c.id == resource_id,
+        )
+    )
 
 
 def _delete_tokens(conn: Connection, resource_type: str, resource_id: str) -> None:

@@ -40,6 +40,37 @@ class Principal:
     scope: str
     token_id: str | None
     expires_at: int
+    # Context for authorisation: the SMART launch patient, the assurance level,
+    # and whether the token was issued to the client itself (no end user).
+    patient: str | None = None
+    acr: str | None = None
+    client_credentials: bool = False
+
+
+def _text(claims: dict[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    return value if isinstance(value, str) and value else None
+
+
+def _is_client_credentials(claims: dict[str, Any], client_id: str) -> bool:
+    """No end user: a grant-type claim says so, or ``sub`` is absent or the client.
+
+    Keycloak names a client's service account ``service-account-<client>``;
+    Entra ID marks app-only tokens with the optional claim ``idtyp`` ``app``.
+    """
+    grant = _text(claims, "gty") or _text(claims, "grant_type")
+    if grant is not None:
+        return grant in ("client_credentials", "client-credentials")
+    kind = _text(claims, "idtyp")
+    if kind is not None:
+        return kind == "app"
+    subject = _text(claims, "sub")
+    username = _text(claims, "preferred_username") or ""
+    return (
+        subject is None
+        or subject == client_id
+        or username.startswith("service-account-")
+    )
 
 
 def _refuse(detail: str) -> InvalidToken:
@@ -137,6 +168,9 @@ def check_claims(claims: dict[str, Any], settings: AuthSettings, now: int) -> Pr
         scope=scope,
         token_id=token_id if isinstance(token_id, str) else None,
         expires_at=expires,
+        patient=_text(claims, "patient"),
+        acr=_text(claims, "acr"),
+        client_credentials=_is_client_credentials(claims, client_id),
     )
 
 
