@@ -77,7 +77,7 @@ def test_rl02_parallel_requests_never_exceed_the_limit(
     with throttled_gateway(standin, recorder, tmp_path, limits) as (gw, _):
         # Warm the JWKS cache with another client: concurrent first requests
         # racing its first fetch get 503 (a JWKS cache matter, not the limit's).
-        warm = standin.token({"client_id": "warm-up"})
+        warm = standin.token({"client_id": "warm-up", "sub": "warm-up"})
         assert gw.client.get("/fhir/Patient", headers=bearer(warm)).status_code == 200
         gw.recorder.requests.clear()
         token = standin.token()
@@ -209,8 +209,8 @@ def test_subjects_and_clients_have_separate_buckets(
 ) -> None:
     limits = 'default_rate = "1000/hour"\n[limits.subject."*"]\nrate = "2/hour"'
     with throttled_gateway(standin, recorder, tmp_path, limits) as (gw, _):
-        user_a = standin.token({"sub": "user-a"})
-        user_b = standin.token({"sub": "user-b"})
+        user_a = standin.token({"sub": "user-a", "acr": "3"})
+        user_b = standin.token({"sub": "user-b", "acr": "3"})
         assert statuses(gw, user_a, 3) == [200, 200, 429]
         assert statuses(gw, user_b, 2) == [200, 200]
         # A client acting for itself (sub = client_id) has no subject limit.

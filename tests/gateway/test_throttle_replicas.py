@@ -114,7 +114,7 @@ def _race(replicas: Replicas, token: str, count: int) -> list[int]:
 
 
 def _warm(replicas: Replicas, standin: StandIn) -> None:
-    token = standin.token({"client_id": "warm-up"})
+    token = standin.token({"client_id": "warm-up", "sub": "warm-up"})
     for url in replicas.urls:
         response = httpx.get(f"{url}/fhir/Patient", headers=bearer(token), timeout=20)
         assert response.status_code == 200
@@ -126,12 +126,14 @@ def test_three_replicas_admit_exactly_the_limit(
 ) -> None:
     _warm(replicas, standin)
 
-    rate = _race(replicas, standin.token({"client_id": "racer"}), 90)
+    rate = _race(replicas, standin.token({"client_id": "racer", "sub": "racer"}), 90)
     assert rate.count(200) == 8
     assert rate.count(429) == 82
     assert len(replicas.recorder.requests) == 8
 
-    quota = _race(replicas, standin.token({"client_id": "counted"}), 60)
+    quota = _race(
+        replicas, standin.token({"client_id": "counted", "sub": "counted"}), 60
+    )
     assert quota.count(200) == 11
     assert quota.count(429) == 49
     assert len(replicas.recorder.requests) == 19
@@ -141,7 +143,7 @@ def test_sighup_reloads_limits_without_restart(
     replicas: Replicas, standin: StandIn
 ) -> None:
     _warm(replicas, standin)
-    token = standin.token({"client_id": "reloaded"})
+    token = standin.token({"client_id": "reloaded", "sub": "reloaded"})
     url = replicas.urls[0] + "/fhir/Patient"
     config = replicas.configs[0]
     config.write_text(

@@ -28,6 +28,8 @@ instance = "throttle-gw"
 issuer = "{issuer}"
 audience = "https://gw.example/fhir"
 algorithms = ["ES256"]
+[authorise]
+client_credentials = "allow"
 [audit]
 sink = "jsonl"
 path = "{audit}"
