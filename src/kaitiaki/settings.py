@@ -292,6 +292,9 @@ class RoutePolicy(_Frozen):
     client_credentials: GrantPolicy | None = None
     min_acr: str | None = None
     request_context: Literal["required", "optional"] | None = None
+    # The data classification of what the route serves (catalogue CLS-01):
+    # `kaitiaki check-config` asks for it; unset counts as MEDICAL IN-CONFIDENCE.
+    classification: Literal["UNCLASSIFIED", "MEDICAL IN-CONFIDENCE"] | None = None
 
     @field_validator("interactions")
     @classmethod

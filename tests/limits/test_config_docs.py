@@ -7,13 +7,14 @@ import tomllib
 from pathlib import Path
 
 from kaitiaki.limits import LimitSettings
-from kaitiaki.settings import load_settings
+from kaitiaki.settings import parse_settings
 
 DOCS = Path(__file__).parents[2] / "docs"
 
 
 def test_example_settings_file_loads() -> None:
-    settings = load_settings(DOCS / "kaitiaki.example.toml")
+    example = DOCS / "kaitiaki.example.toml"
+    settings = parse_settings(example.read_text("utf-8"), source=str(example))
     assert settings.limits.clients["nightly-sync"] == "bronze"
     assert settings.limits.routes["bulk"].concurrency == 2
 

@@ -36,6 +36,7 @@ def stack_settings(root: Path, issuer_port: int, refapi_port: int) -> Settings:
     )
     text = text.replace('demo-system = "600/minute"', 'demo-system = "200/minute"')
     (root / "kaitiaki.toml").write_text(text)
+    (root / "kaitiaki.toml").chmod(0o600)  # the gateway refuses looser settings
     return parse_settings(text, source="probe test stack")
 
 

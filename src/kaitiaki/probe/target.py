@@ -22,6 +22,9 @@ __all__ = ["Target"]
 FHIR_JSON = "application/fhir+json"
 _ANONYMOUS = object()
 
+# The Request-Context userRole of a system (machine-to-machine) context.
+_SYSTEM_ROLE = "110150"
+
 
 @dataclass
 class Target:
@@ -61,10 +64,15 @@ class Target:
         self.http.redactor.add_secret(token)
         return token
 
-    def context_header(self) -> dict[str, str]:
+    def context_header(self, role: str = "reader") -> dict[str, str]:
+        """The profile's Request-Context; a system context (userRole 110150)
+        names the client whose token goes with it, as the standard requires."""
         context = self.profile.request_context
         if context is None:
             return {}
+        client = self.profile.clients.get(role)
+        if context.get("userRole") == _SYSTEM_ROLE and client is not None:
+            context = {**context, "userIdentifier": client.client_id}
         name = context.get("userFullName")
         if isinstance(name, str):
             self.canaries.add(name)
@@ -89,7 +97,7 @@ class Target:
             sent_headers["Authorization"] = f"Bearer {token}"
         elif role is not None:
             sent_headers["Authorization"] = f"Bearer {self.token(role)}"
-            sent_headers.update(self.context_header())
+            sent_headers.update(self.context_header(role))
         sent_headers.update(headers or {})
         sent = self.http.send(
             method, self.url(path), headers=sent_headers, content=body, burst=burst
