@@ -5,6 +5,7 @@ a stable machine ``code``::
 
     KaitiakiError
     ├── ConfigError                 settings or key material unusable (start-up)
+    ├── AuditSinkError              the audit sink cannot write or read
     └── Refusal                     a request is refused; becomes a 4xx/5xx reply
         ├── BadRequest              400 malformed path, query, header or body
         │   └── InvalidRequestContext
@@ -41,6 +42,12 @@ class ConfigError(KaitiakiError):
     """Settings, secrets or keys cannot be used; names the setting at fault."""
 
     code = "config"
+
+
+class AuditSinkError(KaitiakiError):
+    """The audit sink failed; the message names the sink, never a record."""
+
+    code = "audit_sink"
 
 
 class Refusal(KaitiakiError):

@@ -7,17 +7,14 @@ with exactly one audit event per request, committed before the reply is sent.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from anyio import to_thread
 
-from kaitiaki.audit import AuditEvent, AuditSink, open_sink
-from kaitiaki.errors import DependencyUnavailable, InternalFault, Refusal
+from kaitiaki.errors import InternalFault, Refusal
+from kaitiaki.gateway.auditing import GatewayAudit
 from kaitiaki.gateway.exchange import Trail, handle_request
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.limits import RateLimits
@@ -43,7 +40,7 @@ class Gateway:
         self.session: aiohttp.ClientSession | None = None
         self.keys: JwksCache | None = None
         self.limits: RateLimits | None = None
-        self.sink: AuditSink | None = None
+        self.audit: GatewayAudit | None = None
 
     async def startup(self) -> None:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -52,7 +49,7 @@ class Gateway:
         )
         self.keys = JwksCache(self.settings.auth, self.session, self.clock)
         self.limits = RateLimits(self.settings.limits)
-        self.sink = open_sink(self.settings.audit)
+        self.audit = GatewayAudit(self.settings, self.clock)
         logger.info("gateway %s ready", self.settings.gateway.instance)
 
     async def shutdown(self) -> None:
@@ -60,8 +57,8 @@ class Gateway:
             await self.session.close()
         if self.limits is not None:
             await self.limits.close()
-        if self.sink is not None:
-            self.sink.close()
+        if self.audit is not None:
+            self.audit.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -100,44 +97,9 @@ class Gateway:
         await _send_reply(send, reply, trail.correlation_id)
 
     async def _audit(self, trail: Trail, reply: Reply, started: float) -> Reply:
-        event = AuditEvent(
-            time=datetime.fromtimestamp(self.clock(), UTC).isoformat(),
-            instance=self.settings.gateway.instance,
-            correlation_id=trail.correlation_id,
-            method=trail.method,
-            route=trail.route,
-            status=reply.status,
-            outcome=trail.outcome(reply.status),
-            client_address=trail.client_address,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            interaction=trail.interaction,
-            resource_type=trail.resource_type,
-            client_id=trail.client_id,
-            subject=trail.subject,
-            refusal_code=trail.refusal_code,
-            refusal_step=trail.refusal_step,
-            bytes_in=trail.bytes_in,
-            bytes_out=len(reply.body),
-        )
-        sink = self.sink
-        if sink is None:
-            return _unaudited()
-        try:
-            await to_thread.run_sync(sink.write, event)
-        except (OSError, sqlite3.Error):
-            logger.exception("audit sink failed; refusing rather than serve unaudited")
-            return _unaudited()
-        return reply
-
-
-def _unaudited() -> Reply:
-    return refusal_reply(
-        DependencyUnavailable(
-            "The request could not be recorded; try again later.",
-            detail="audit_unavailable",
-            headers={"Retry-After": "5"},
-        )
-    )
+        if self.audit is None:
+            raise RuntimeError("gateway used before startup")
+        return await self.audit.finish(trail, reply, started)
 
 
 async def _send_reply(send: Send, reply: Reply, correlation_id: str) -> None:

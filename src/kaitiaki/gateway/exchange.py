@@ -58,6 +58,13 @@ class Trail:
     refusal_code: str | None = None
     refusal_step: str | None = None
     bytes_in: int = 0
+    # From Request-Context, once parsed (codes and HPI ids, never names).
+    organisation: str | None = None
+    facility: str | None = None
+    purpose_of_use: str | None = None
+    # Raw, for the audit event to hash; never serialised as they are.
+    resource_id: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
 
     def refuse(self, refusal: Refusal) -> None:
         self.refusal_code, self.refusal_step = refusal.detail, self.step
@@ -80,6 +87,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
     query = parse_query(scope.get("query_string", b""), max_bytes=limits.max_uri_bytes)
+    trail.query = query
     return CanonicalRequest(
         method=scope["method"],
         path=path,
@@ -99,6 +107,7 @@ def _route(gateway: Gateway, request: CanonicalRequest, trail: Trail) -> Interac
     trail.route = base + interaction.route
     trail.interaction = interaction.name
     trail.resource_type = interaction.resource_type
+    trail.resource_id = interaction.resource_id
     return interaction
 
 
@@ -189,6 +198,7 @@ async def handle_request(
 
         trail.step = "validate"
         body, request = await _body(gateway, receive, request, interaction, trail)
+        trail.query = request.query
         if interaction.name == "search-type-post":
             trail.step = "authorise"
             authorise(scopes, interaction, request)

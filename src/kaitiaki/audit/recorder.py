@@ -1,0 +1,222 @@
+"""The recorder: chains records, writes them through the sink with the
+configured durability, and adds signed checkpoints.
+
+``strict``: a request's record is committed before its reply is sent.
+``batched``: records go to a bounded queue that a writer thread commits every
+``flush_interval_seconds``; a crash loses at most that window. Either way,
+:meth:`Recorder.record` says False when the record could not be taken (sink
+down, queue full), and the gateway refuses rather than serve unaudited.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from anyio import to_thread
+
+from kaitiaki.audit.chain import ChainHead, link
+from kaitiaki.audit.events import Record, SecurityEvent, blank_record
+from kaitiaki.audit.keys import AuditKeys
+from kaitiaki.audit.sinks import AuditSink
+from kaitiaki.errors import AuditSinkError
+from kaitiaki.settings import AuditSettings
+
+__all__ = ["Recorder", "iso_time"]
+
+logger = logging.getLogger("kaitiaki.audit.recorder")
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="microseconds")
+
+
+class Recorder:
+    """One instance's chain over one sink; safe to call from any thread."""
+
+    def __init__(
+        self,
+        settings: AuditSettings,
+        instance: str,
+        sink: AuditSink,
+        keys: AuditKeys,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_health: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.settings, self.instance, self.sink, self.keys = (
+            settings,
+            instance,
+            sink,
+            keys,
+        )
+        self._clock, self._on_health = clock, on_health
+        self._lock = threading.Lock()
+        self._head = _head_of(sink.head(instance))
+        self._since_checkpoint = 0
+        self._last_checkpoint = clock()
+        self.healthy = True
+        self.failed_writes = 0
+        self._queue: queue.Queue[Record] = queue.Queue(maxsize=settings.queue_size)
+        self._stop = threading.Event()
+        self._writer: threading.Thread | None = None
+        if settings.durability == "batched":
+            self._writer = threading.Thread(
+                target=self._write_batches, name="kaitiaki-audit-writer", daemon=True
+            )
+            self._writer.start()
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    async def record(self, record: Record) -> bool:
+        """Take one record; False when it cannot be recorded."""
+        if self._writer is None:
+            return await to_thread.run_sync(self._commit_logged, [record])
+        if not self.healthy:
+            return False
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            logger.warning("audit queue full (%d records)", self.settings.queue_size)
+            return False
+        return True
+
+    def security_event(
+        self,
+        kind: str,
+        *,
+        outcome: str = "success",
+        detail: str | None = None,
+        client_id: str | None = None,
+        subject: str | None = None,
+        route: str | None = None,
+        key_id: str | None = None,
+    ) -> None:
+        """Record a security event that is not a request (``SECURITY_KINDS``).
+
+        Never raises for a sink failure: it is logged, and the next request's
+        record fails the same way and is refused.
+        """
+        event = SecurityEvent(
+            time=iso_time(self._clock()),
+            instance=self.instance,
+            action=kind,
+            outcome="failure" if outcome == "failure" else "success",
+            detail=detail,
+            client_id=client_id,
+            subject=subject,
+            route=route,
+            key_id=key_id,
+        )
+        if self._writer is None:
+            self._commit_logged([event.to_record()])
+            return
+        try:
+            self._queue.put_nowait(event.to_record())
+        except queue.Full:
+            logger.warning("audit queue full; security event %s not recorded", kind)
+
+    def _checkpoint_due(self, now: float) -> bool:
+        if self._since_checkpoint == 0:
+            return False
+        return (
+            self._since_checkpoint >= self.settings.checkpoint_every_events
+            or now - self._last_checkpoint >= self.settings.checkpoint_every_seconds
+        )
+
+    def _checkpoint(self, now: float) -> Record:
+        record = blank_record()
+        record.update(
+            event_type="checkpoint", time=iso_time(now), instance=self.instance
+        )
+        return record
+
+    def _commit(self, records: list[Record], *, force_checkpoint: bool = False) -> None:
+        with self._lock:
+            now = self._clock()
+            count = self._since_checkpoint + len(records)
+            sign = count > 0 and (
+                force_checkpoint
+                or count >= self.settings.checkpoint_every_events
+                or now - self._last_checkpoint >= self.settings.checkpoint_every_seconds
+            )
+            batch = [*records, self._checkpoint(now)] if sign else list(records)
+            linked, head = link(batch, self._head, self.keys.signer)
+            self.sink.append(linked)
+            self._head = head
+            if sign:
+                self._since_checkpoint, self._last_checkpoint = 0, now
+            else:
+                self._since_checkpoint = count
+
+    def _commit_logged(self, records: list[Record], *, force: bool = False) -> bool:
+        if not records and not force:
+            return True
+        try:
+            self._commit(records, force_checkpoint=force)
+        except AuditSinkError as exc:
+            self.failed_writes += 1
+            self._set_health(False, str(exc))
+            return False
+        self._set_health(True, "")
+        return True
+
+    def _set_health(self, healthy: bool, reason: str) -> None:
+        if healthy == self.healthy:
+            return
+        self.healthy = healthy
+        if self._on_health is not None:
+            self._on_health(healthy)
+        if not healthy:
+            logger.error("audit sink failed (%s); refusing requests", reason)
+            return
+        logger.warning(
+            "audit sink recovered after %d failed writes", self.failed_writes
+        )
+        self.security_event(
+            "sink_recovered", detail=f"failed_writes={self.failed_writes}"
+        )
+
+    def _drain(self, into: list[Record]) -> None:
+        while True:
+            try:
+                into.append(self._queue.get_nowait())
+            except queue.Empty:
+                return
+
+    def _write_batches(self) -> None:
+        pending: list[Record] = []
+        interval = self.settings.flush_interval_seconds
+        while not self._stop.wait(interval):
+            self._drain(pending)
+            if pending and self._commit_logged(pending):
+                pending = []
+            elif not pending and self._checkpoint_due(self._clock()):
+                self._commit_logged([], force=True)
+        self._drain(pending)
+        self._commit_logged(pending, force=True)
+
+    def flush(self) -> None:
+        """Commit everything queued and sign the head (shutdown, tests)."""
+        if self._writer is not None:
+            self._stop.set()
+            self._writer.join(timeout=30)
+            self._writer = None
+            return
+        self._commit_logged([], force=True)
+
+    def close(self) -> None:
+        self.flush()
+        self.sink.close()
+
+
+def _head_of(record: Record | None) -> ChainHead:
+    if record is None:
+        return ChainHead()
+    return ChainHead(int(record["seq"] or 0), str(record["hash"]))
