@@ -18,7 +18,7 @@ __all__ = ["export_lines", "search_events", "verify_report", "verify_sink"]
 
 def search_events(settings: AuditSettings, query: Query, *, limit: int) -> list[Record]:
     """The latest ``limit`` records matching ``query``, oldest first."""
-    sink = open_sink(settings)
+    sink = open_sink(settings, readonly=True)
     try:
         return sink.search(query, limit)
     finally:
@@ -32,7 +32,7 @@ def patient_hash(settings: AuditSettings, identifier: str) -> str:
 
 def verify_sink(settings: AuditSettings, public_keys: list[Path]) -> list[ChainReport]:
     keys = load_verification_keys(settings, public_keys)
-    sink = open_sink(settings)
+    sink = open_sink(settings, readonly=True)
     try:
         rotated = settings.sink == "jsonl" and settings.rotate_keep > 0
         return verify_chains(sink.scan(), keys, allow_later_start=rotated)

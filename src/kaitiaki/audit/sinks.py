@@ -114,9 +114,19 @@ class JsonLinesSink:
     (N counting up, oldest lowest) and only ``rotate_keep`` of those are kept
     (0: all). One process writes a file."""
 
-    def __init__(self, path: Path, *, rotate_bytes: int, rotate_keep: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        rotate_bytes: int,
+        rotate_keep: int,
+        readonly: bool = False,
+    ) -> None:
         self._path, self._rotate_bytes, self._keep = path, rotate_bytes, rotate_keep
         self._lock = threading.Lock()
+        self._fd = -1
+        if readonly:
+            return
         make_private_dir(path.parent)
         self._drop_torn_tail()
         self._fd = self._open()
@@ -155,6 +165,8 @@ class JsonLinesSink:
 
     def append(self, records: Sequence[Record]) -> None:
         data = "".join(_line(record) + "\n" for record in records).encode("ascii")
+        if self._fd < 0:
+            raise AuditSinkError(f"audit file {self._path}: opened read-only")
         try:
             with self._lock:
                 size = os.fstat(self._fd).st_size
@@ -207,20 +219,27 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def open_sink(settings: AuditSettings) -> AuditSink:
-    """Open the configured sink, naming the setting when that fails."""
+def open_sink(settings: AuditSettings, *, readonly: bool = False) -> AuditSink:
+    """Open the configured sink, naming the setting when that fails.
+
+    ``readonly`` (verify, search, export) changes nothing: no table or index
+    is created, no torn line dropped.
+    """
     from kaitiaki.audit.sqlsinks import PostgresSink, SqliteSink
 
     try:
         if settings.sink == "sqlite":
-            return SqliteSink(Path(settings.path))
+            return SqliteSink(Path(settings.path), readonly=readonly)
         if settings.sink == "postgresql":
-            return PostgresSink(str(settings.database_url), settings.table)
+            return PostgresSink(
+                str(settings.database_url), settings.table, readonly=readonly
+            )
         if settings.sink == "jsonl":
             return JsonLinesSink(
                 Path(settings.path),
                 rotate_bytes=settings.rotate_bytes,
                 rotate_keep=settings.rotate_keep,
+                readonly=readonly,
             )
         return StdoutSink()
     except (OSError, AuditSinkError) as exc:

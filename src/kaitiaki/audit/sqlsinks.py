@@ -54,11 +54,16 @@ def _as_record(row: Sequence[Any]) -> Record:
 class SqliteSink:
     """One SQLite file in WAL mode, ``synchronous=FULL``, mode 0600."""
 
-    def __init__(self, path: Path) -> None:
-        make_private_dir(path.parent)
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self._path = path
         self._lock = threading.Lock()
         try:
+            if readonly:
+                self._db = sqlite3.connect(
+                    f"file:{path}?mode=ro", uri=True, check_same_thread=False
+                )
+                return
+            make_private_dir(path.parent)
             self._db = sqlite3.connect(
                 path, check_same_thread=False, isolation_level=None
             )
@@ -122,9 +127,12 @@ class SqliteSink:
             "ORDER BY position"
         )
         uri = f"file:{self._path}?mode=ro"
-        with closing(sqlite3.connect(uri, uri=True)) as db:
-            for row in db.execute(statement):
-                yield f"row {row[0]}", _as_record(row[1:])
+        try:
+            with closing(sqlite3.connect(uri, uri=True)) as db:
+                for row in db.execute(statement):
+                    yield f"row {row[0]}", _as_record(row[1:])
+        except sqlite3.Error as exc:
+            raise AuditSinkError(f"audit database {self._path}: {exc}") from exc
 
     def search(self, query: Query, limit: int) -> list[Record]:
         where, values = _where(query, "?")
@@ -141,12 +149,13 @@ class SqliteSink:
 class PostgresSink:
     """One table shared by every gateway instance; reconnects after a failure."""
 
-    def __init__(self, url: str, table: str) -> None:
+    def __init__(self, url: str, table: str, *, readonly: bool = False) -> None:
         self._url, self._table = url, sql.Identifier(table)
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
-        with self._lock:
-            self._run(self._create)
+        if not readonly:
+            with self._lock:
+                self._run(self._create)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
