@@ -67,7 +67,7 @@ def test_strict_says_false_while_the_sink_is_down_and_recovers(tmp_path: Path) -
     sink = FlakySink()
     health: list[bool] = []
     recorder = _recorder(tmp_path, sink)
-    recorder._on_health = health.append  # noqa: SLF001
+    recorder._on_health = health.append
 
     sink.down = True
     assert not anyio.run(recorder.record, request_event(1))

@@ -56,9 +56,9 @@ def _rewrite(settings: AuditSettings, rows: Rows) -> None:
         with sqlite3.connect(settings.path) as db:
             db.execute("DROP INDEX IF EXISTS audit_event_chain")
             db.execute("DELETE FROM audit_event")
+            qmarks = marks.replace("%s", "?")
             db.executemany(
-                f"INSERT INTO audit_event ({names}) VALUES ({marks.replace('%s', '?')})",
-                values,
+                f"INSERT INTO audit_event ({names}) VALUES ({qmarks})", values
             )
         return
     with psycopg.connect(PG_URL) as conn:

@@ -5,7 +5,8 @@ A patient identifier (an NHI, a Patient id, a ``patient``/``subject``
 reference, an ``identifier`` value) becomes ``HMAC-SHA256(key, value)`` cut to
 128 bits, so events about one patient correlate without naming them. Query
 values are hashed the same way; only a few closed-vocabulary controls
-(``_count``, ``_summary``, ``_total``) stay readable.
+(``_count``, ``_summary``, ``_total``) stay readable, and only when their
+value is one of the few that parameter can take.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ _NHI = re.compile(
 )
 _PATIENT_PARAMS = ("patient", "subject", "identifier", "_id", "beneficiary")
 _READABLE = re.compile(r"[A-Za-z0-9:._-]{1,32}")
-_PLAIN_PARAMS = frozenset({"_count", "_summary", "_total"})
+_PLAIN_VALUES = {
+    "_count": re.compile(r"[0-9]{1,4}"),
+    "_summary": re.compile(r"true|false|text|data|count"),
+    "_total": re.compile(r"none|estimate|accurate"),
+}
 
 # Secrets in free text: header lines, bearer credentials, JWT-shaped and long
 # base64 runs (tokens, Request-Context), NHIs.
@@ -98,7 +103,8 @@ def redact_query(query: tuple[tuple[str, str], ...], hasher: Pseudonymiser) -> s
     parts = []
     for name, value in query:
         shown_name = name if _READABLE.fullmatch(name) else "h:" + hasher.hash(name)
-        if name in _PLAIN_PARAMS and _READABLE.fullmatch(value):
+        plain = _PLAIN_VALUES.get(name)
+        if plain is not None and plain.fullmatch(value):
             parts.append(f"{shown_name}={value}")
         else:
             parts.append(f"{shown_name}=h:{hasher.hash(value)}")
