@@ -13,7 +13,7 @@ import pytest
 from kaitiaki.audit import load_audit_keys
 from kaitiaki.gateway.app import Gateway
 from kaitiaki.settings import parse_settings
-from tests.conftest import ThreadServer
+from tests.conftest import ThreadServer, free_port
 from tests.gateway.conftest import (
     GatewayUnderTest,
     Recorder,
@@ -250,3 +250,24 @@ def test_metrics_listener_is_separate_and_counts_refusals(
     assert "kaitiaki_audit_sink_up 1.0" in text
     assert client.get("/metrics").status_code == 404
     assert client.get("/fhir/metrics", headers=FHIR).status_code in (401, 404)
+
+
+def test_jwks_fetch_failure_is_a_security_event(
+    standin: StandIn, recorder: Recorder, tmp_path: Path
+) -> None:
+    dead_issuer = f"http://127.0.0.1:{free_port()}"
+    with ThreadServer(upstream_app(recorder)) as upstream:
+        settings = parse_settings(
+            gateway_toml(dead_issuer, upstream.url, tmp_path), source="test"
+        )
+        with (
+            ThreadServer(Gateway(settings)) as server,
+            httpx.Client(base_url=server.url, timeout=10) as client,
+        ):
+            response = client.get("/fhir/Patient", headers=bearer(standin.token()))
+        records = GatewayUnderTest(client, recorder, tmp_path / "audit.jsonl").records()
+
+    assert response.status_code == 503 and recorder.requests == []
+    failures = [r for r in records if r["action"] == "jwks_fetch_failed"]
+    assert len(failures) == 1 and failures[0]["outcome"] == "failure"
+    assert failures[0]["detail"] == "ClientConnectorError"

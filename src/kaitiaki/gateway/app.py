@@ -1,7 +1,8 @@
 """The gateway as an ASGI application: one request, one way through.
 
 edge → filter → authenticate → throttle → authorise → validate → upstream,
-with exactly one audit event per request, committed before the reply is sent.
+with exactly one audit event per request, taken before the reply is sent
+(committed first with ``strict`` durability, queued with ``batched``).
 """
 
 from __future__ import annotations
@@ -47,9 +48,14 @@ class Gateway:
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, trust_env=False
         )
-        self.keys = JwksCache(self.settings.auth, self.session, self.clock)
-        self.limits = RateLimits(self.settings.limits)
         self.audit = GatewayAudit(self.settings, self.clock)
+        self.keys = JwksCache(
+            self.settings.auth,
+            self.session,
+            self.clock,
+            on_fetch_failure=self.audit.jwks_fetch_failed,
+        )
+        self.limits = RateLimits(self.settings.limits)
         logger.info("gateway %s ready", self.settings.gateway.instance)
 
     async def shutdown(self) -> None:

@@ -141,6 +141,11 @@ class GatewayAudit:
             seconds=seconds,
         )
 
+    def jwks_fetch_failed(self, reason: str) -> None:
+        self.recorder.security_event(
+            "jwks_fetch_failed", outcome="failure", detail=reason
+        )
+
     def close(self) -> None:
         self.recorder.security_event("gateway_stopped")
         self.recorder.close()
