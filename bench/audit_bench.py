@@ -1,0 +1,196 @@
+"""Audit cost per request for each sink and durability mode, beside anchors.
+
+Run: ``.venv/bin/python bench/audit_bench.py [--rounds N] [--no-postgres]``.
+Everything is in this process, in a temporary folder (and a temporary table
+on the PostgreSQL server at 127.0.0.1:5432, database ``test``).
+
+Per sink and mode, two numbers in µs per request:
+
+- ``caller``: what a request waits for (strict: the commit; batched: the
+  enqueue), including building and chaining the event;
+- ``sustained``: wall time until every record is durable, divided by the
+  count (batched: the writer's amortised cost).
+
+Anchors measured in the same run: a bare ``sqlite3`` insert + commit of one
+30-column row (WAL, synchronous=FULL), a bare file append + fsync, and a bare
+``psycopg`` insert + commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sqlite3
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from kaitiaki.audit import AuditEvent, Recorder, load_audit_keys, open_sink
+from kaitiaki.audit.redact import patient_identifier, redact_query
+from kaitiaki.audit.sinks import StdoutSink
+from kaitiaki.settings import AuditSettings
+
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+ROW = tuple(f"value-{n}" for n in range(30))
+
+
+def _event(number: int, keys: Any) -> dict[str, Any]:
+    query = (("patient", "ZZZ0016"), ("_count", "10"))
+    raw = patient_identifier("Observation", None, query)
+    return AuditEvent(
+        time="2026-12-04T05:00:00.000000+00:00",
+        instance="bench",
+        correlation_id=f"bench-{number}",
+        method="GET",
+        route="/fhir/{type}",
+        status=200,
+        outcome="served",
+        client_address="127.0.0.1",
+        latency_ms=1.5,
+        interaction="search-type",
+        resource_type="Observation",
+        client_id="svc",
+        patient=keys.pseudonymiser.patient(raw or ""),
+        query=redact_query(query, keys.pseudonymiser),
+    ).to_record()
+
+
+def _timed(work: Callable[[], None], rounds: int) -> float:
+    started = time.perf_counter()
+    for _ in range(rounds):
+        work()
+    return (time.perf_counter() - started) / rounds * 1e6
+
+
+def anchor_sqlite(folder: Path, rounds: int) -> float:
+    db = sqlite3.connect(folder / "anchor.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(f"CREATE TABLE t ({', '.join(f'c{n} TEXT' for n in range(30))})")
+    marks = ", ".join("?" * 30)
+
+    def insert() -> None:
+        db.execute("BEGIN")
+        db.execute(f"INSERT INTO t VALUES ({marks})", ROW)  # noqa: S608
+        db.execute("COMMIT")
+
+    try:
+        return _timed(insert, rounds)
+    finally:
+        db.close()
+
+
+def anchor_file(folder: Path, rounds: int) -> float:
+    fd = os.open(folder / "anchor.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    line = (",".join(ROW) * 3 + "\n").encode()
+
+    def append() -> None:
+        os.write(fd, line)
+        os.fsync(fd)
+
+    try:
+        return _timed(append, rounds)
+    finally:
+        os.close(fd)
+
+
+def anchor_postgres(table: str, rounds: int) -> float:
+    with psycopg.connect(PG_URL) as conn:
+        conn.execute(
+            f'CREATE TABLE "{table}" ({", ".join(f"c{n} text" for n in range(30))})'
+        )
+        conn.commit()
+        marks = ", ".join(["%s"] * 30)
+
+        def insert() -> None:
+            conn.execute(f'INSERT INTO "{table}" VALUES ({marks})', ROW)  # noqa: S608
+            conn.commit()
+
+        try:
+            return _timed(insert, rounds)
+        finally:
+            conn.execute(f'DROP TABLE "{table}"')
+            conn.commit()
+
+
+def measure(
+    settings: AuditSettings, rounds: int, sink: Any = None
+) -> tuple[float, float]:
+    keys = load_audit_keys(settings)
+    recorder = Recorder(settings, "bench", sink or open_sink(settings), keys)
+
+    async def run() -> float:
+        started = time.perf_counter()
+        for number in range(rounds):
+            if not await recorder.record(_event(number, keys)):
+                raise RuntimeError("the recorder refused a record")
+        return (time.perf_counter() - started) / rounds * 1e6
+
+    started = time.perf_counter()
+    caller = asyncio.run(run())
+    recorder.flush()
+    sustained = (time.perf_counter() - started) / rounds * 1e6
+    recorder.close()
+    return caller, sustained
+
+
+def _settings(kind: str, folder: Path, durability: str, table: str) -> AuditSettings:
+    path = folder / f"{kind}-{durability}" / "audit"
+    values: dict[str, Any] = {
+        "sink": kind,
+        "path": str(path),
+        "durability": durability,
+        "flush_interval_seconds": 0.05,
+        "queue_size": 100_000,
+    }
+    if kind == "postgresql":
+        values.update(database_url=PG_URL, table=f"{table}_{durability}")
+    return AuditSettings(**values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=500)
+    parser.add_argument("--no-postgres", action="store_true")
+    args = parser.parse_args()
+    rounds = min(args.rounds, 20_000)
+    table = f"audit_bench_{uuid.uuid4().hex[:8]}"
+    kinds = ["sqlite", "jsonl", "stdout"] + ([] if args.no_postgres else ["postgresql"])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        print(f"anchor sqlite insert+commit  {anchor_sqlite(folder, rounds):9.1f} µs")
+        print(f"anchor file append+fsync     {anchor_file(folder, rounds):9.1f} µs")
+        if not args.no_postgres:
+            print(
+                f"anchor psycopg insert+commit {anchor_postgres(table, rounds):9.1f} µs"
+            )
+        print("| sink | durability | caller µs | sustained µs |")
+        print("|---|---|---|---|")
+        for kind in kinds:
+            for durability in ("strict", "batched"):
+                settings = _settings(kind, folder, durability, table)
+                null = open(os.devnull, "w") if kind == "stdout" else None  # noqa: SIM115
+                sink = StdoutSink(null) if null is not None else None
+                try:
+                    caller, sustained = measure(settings, rounds, sink)
+                finally:
+                    if kind == "postgresql":
+                        _drop(f"{table}_{durability}")
+                    if null is not None:
+                        null.close()
+                print(f"| {kind} | {durability} | {caller:.1f} | {sustained:.1f} |")
+
+
+def _drop(table: str) -> None:
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+if __name__ == "__main__":
+    main()
