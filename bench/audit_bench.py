@@ -11,9 +11,10 @@ Per sink and mode, two numbers in µs per request:
 - ``sustained``: wall time until every record is durable, divided by the
   count (batched: the writer's amortised cost).
 
-Anchors measured in the same run: a bare ``sqlite3`` insert + commit of one
-30-column row (WAL, synchronous=FULL), a bare file append + fsync, and a bare
-``psycopg`` insert + commit.
+Each row is measured right after its anchor, because the disk is shared and
+fsync times drift: a bare ``sqlite3`` insert + commit of one 30-column row
+(WAL, synchronous=FULL) for SQLite, a bare file append + fsync for JSON Lines
+and stdout, a bare ``psycopg`` insert + commit for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def _timed(work: Callable[[], None], rounds: int) -> float:
 
 
 def anchor_sqlite(folder: Path, rounds: int) -> float:
+    (folder / "anchor.sqlite").unlink(missing_ok=True)
     db = sqlite3.connect(folder / "anchor.sqlite", isolation_level=None)
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
@@ -77,7 +79,7 @@ def anchor_sqlite(folder: Path, rounds: int) -> float:
 
     def insert() -> None:
         db.execute("BEGIN")
-        db.execute(f"INSERT INTO t VALUES ({marks})", ROW)  # noqa: S608
+        db.execute(f"INSERT INTO t VALUES ({marks})", ROW)
         db.execute("COMMIT")
 
     try:
@@ -109,7 +111,7 @@ def anchor_postgres(table: str, rounds: int) -> float:
         marks = ", ".join(["%s"] * 30)
 
         def insert() -> None:
-            conn.execute(f'INSERT INTO "{table}" VALUES ({marks})', ROW)  # noqa: S608
+            conn.execute(f'INSERT INTO "{table}" VALUES ({marks})', ROW)
             conn.commit()
 
         try:
@@ -154,6 +156,33 @@ def _settings(kind: str, folder: Path, durability: str, table: str) -> AuditSett
     return AuditSettings(**values)
 
 
+def _anchor(kind: str, folder: Path, table: str, rounds: int) -> tuple[str, float]:
+    if kind == "sqlite":
+        return "sqlite3 insert+commit", anchor_sqlite(folder, rounds)
+    if kind == "postgresql":
+        return "psycopg insert+commit", anchor_postgres(table + "_anchor", rounds)
+    return "file append+fsync", anchor_file(folder, rounds)
+
+
+def _row(kind: str, durability: str, folder: Path, table: str, rounds: int) -> str:
+    name, anchor = _anchor(kind, folder, table, rounds)
+    settings = _settings(kind, folder, durability, table)
+    null = open(os.devnull, "w") if kind == "stdout" else None  # noqa: SIM115
+    try:
+        caller, sustained = measure(
+            settings, rounds, StdoutSink(null) if null else None
+        )
+    finally:
+        if kind == "postgresql":
+            _drop(f"{table}_{durability}")
+        if null is not None:
+            null.close()
+    return (
+        f"| {kind} | {durability} | {caller:.1f} | {sustained:.1f} | "
+        f"{name} {anchor:.1f} | {caller / anchor:.2f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=500)
@@ -162,29 +191,14 @@ def main() -> None:
     rounds = min(args.rounds, 20_000)
     table = f"audit_bench_{uuid.uuid4().hex[:8]}"
     kinds = ["sqlite", "jsonl", "stdout"] + ([] if args.no_postgres else ["postgresql"])
+    print(
+        "| sink | durability | caller µs | sustained µs | anchor µs | caller/anchor |"
+    )
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        print(f"anchor sqlite insert+commit  {anchor_sqlite(folder, rounds):9.1f} µs")
-        print(f"anchor file append+fsync     {anchor_file(folder, rounds):9.1f} µs")
-        if not args.no_postgres:
-            print(
-                f"anchor psycopg insert+commit {anchor_postgres(table, rounds):9.1f} µs"
-            )
-        print("| sink | durability | caller µs | sustained µs |")
-        print("|---|---|---|---|")
         for kind in kinds:
             for durability in ("strict", "batched"):
-                settings = _settings(kind, folder, durability, table)
-                null = open(os.devnull, "w") if kind == "stdout" else None  # noqa: SIM115
-                sink = StdoutSink(null) if null is not None else None
-                try:
-                    caller, sustained = measure(settings, rounds, sink)
-                finally:
-                    if kind == "postgresql":
-                        _drop(f"{table}_{durability}")
-                    if null is not None:
-                        null.close()
-                print(f"| {kind} | {durability} | {caller:.1f} | {sustained:.1f} |")
+                print(_row(kind, durability, Path(tmp), table, rounds), flush=True)
 
 
 def _drop(table: str) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pytest
 
 from kaitiaki.audit import Pseudonymiser, RedactingFilter, redact_text
-from kaitiaki.audit.redact import patient_identifier, redact_query
+from kaitiaki.audit.redact import patient_identifier, pseudonymous, redact_query
 
 HASHER = Pseudonymiser(b"k" * 32)
 
@@ -93,20 +94,29 @@ def test_redact_text_escapes_control_characters() -> None:
     assert "\\x0a" in out
 
 
-def test_redacting_filter_redacts_args_and_tracebacks(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_redacting_filter_redacts_args_and_tracebacks() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RedactingFilter(HASHER))
     logger = logging.getLogger("kaitiaki.test.redact")
-    caplog.handler.addFilter(RedactingFilter(HASHER))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
     try:
-        with caplog.at_level(logging.DEBUG):
-            logger.debug("token %s for %s", "Bearer CANARYTOKEN", "ZZZ0016")
-            try:
-                raise ValueError("bad ZZZ0016 Bearer CANARYTOKEN")
-            except ValueError:
-                logger.exception("failed")
+        logger.debug("token %s for %s", "Bearer CANARYTOKEN", "ZZZ0016")
+        try:
+            raise ValueError("bad ZZZ0016 Bearer CANARYTOKEN")
+        except ValueError:
+            logger.exception("failed")
     finally:
-        caplog.handler.filters.clear()
+        logger.removeHandler(handler)
 
-    assert "CANARY" not in caplog.text and "ZZZ0016" not in caplog.text
-    assert "nhi:" + HASHER.patient("ZZZ0016") in caplog.text
+    text = stream.getvalue()
+    assert "CANARY" not in text and "ZZZ0016" not in text
+    assert "nhi:" + HASHER.patient("ZZZ0016") in text
+    assert "test_redacting_filter_redacts_args_and_tracebacks" in text
+
+
+def test_pseudonymous_hashes_only_nhi_shaped_values() -> None:
+    assert pseudonymous("svc-client", HASHER) == "svc-client"
+    assert pseudonymous("Patient/ZZZ0016", HASHER) == "h:" + HASHER.patient("ZZZ0016")
+    assert pseudonymous(None, HASHER) is None

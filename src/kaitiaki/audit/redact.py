@@ -22,6 +22,7 @@ __all__ = [
     "Pseudonymiser",
     "RedactingFilter",
     "patient_identifier",
+    "pseudonymous",
     "redact_query",
     "redact_text",
 ]
@@ -47,6 +48,7 @@ _BEARER = re.compile(r"(?i)\b(bearer|dpop|basic)\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]*)?")
 _LONG_RUN = re.compile(r"[A-Za-z0-9+/_=-]{40,}")
 _HEX = re.compile(r"[0-9a-f]+")
+_MIXED = re.compile(r"(?=.*[A-Za-z])(?=.*[0-9])")
 _MAX_LOG_TEXT = 4000
 
 
@@ -98,6 +100,14 @@ def patient_identifier(
     return None
 
 
+def pseudonymous(value: str | None, hasher: Pseudonymiser) -> str | None:
+    """``value`` as it is, unless it holds an NHI (a patient's own token
+    ``sub``, say): then its hash."""
+    if value is None or not _NHI.search(value.upper()):
+        return value
+    return "h:" + hasher.patient(value)
+
+
 def redact_query(query: tuple[tuple[str, str], ...], hasher: Pseudonymiser) -> str:
     """Parameter names with hashed values: what was searched, not for whom."""
     parts = []
@@ -112,8 +122,12 @@ def redact_query(query: tuple[tuple[str, str], ...], hasher: Pseudonymiser) -> s
 
 
 def _mask_run(match: re.Match[str]) -> str:
+    """Long runs that mix letters and digits are credentials;
+    hex digests and long snake_case names are left alone."""
     text = match.group()
-    return text if _HEX.fullmatch(text) else "[redacted]"
+    if _HEX.fullmatch(text) or not _MIXED.search(text):
+        return text
+    return "[redacted]"
 
 
 def redact_text(text: str, hasher: Pseudonymiser | None = None) -> str:

@@ -18,7 +18,7 @@ from kaitiaki.audit import (
     open_sink,
 )
 from kaitiaki.audit.metrics import GatewayMetrics, MetricsListener
-from kaitiaki.audit.redact import patient_identifier, redact_query
+from kaitiaki.audit.redact import patient_identifier, pseudonymous, redact_query
 from kaitiaki.errors import DependencyUnavailable
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.settings import Settings
@@ -96,7 +96,7 @@ class GatewayAudit:
             interaction=trail.interaction,
             resource_type=trail.resource_type,
             client_id=trail.client_id,
-            subject=trail.subject,
+            subject=pseudonymous(trail.subject, hasher),
             organisation=trail.organisation,
             facility=trail.facility,
             purpose_of_use=trail.purpose_of_use,
