@@ -112,6 +112,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
     )
 
     settings = _settings(args).audit
+    if args.audit_command == "rotate-key":
+        from kaitiaki.audit.keys import rotate_checkpoint_key
+
+        key_id = rotate_checkpoint_key(settings)
+        print(f"new checkpoint key {key_id}; the gateway signs with it after a restart")
+        return 0
     if args.audit_command == "verify":
         reports = verify_sink(settings, [Path(p) for p in args.public_key])
         print("\n".join(verify_report(reports)))
@@ -239,6 +245,9 @@ def _audit_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="another instance's checkpoint public JWK file; repeatable",
+    )
+    commands.add_parser(
+        "rotate-key", help="retire the checkpoint signing key", parents=[common]
     )
     search = commands.add_parser("search", help="find events", parents=[common])
     export = commands.add_parser(

@@ -76,7 +76,7 @@ def test_strict_says_false_while_the_sink_is_down_and_recovers(tmp_path: Path) -
 
     assert health == [False, True]
     kinds = [r["action"] or r["correlation_id"] for r in sink.records]
-    assert kinds == ["corr-2", "sink_recovered"]
+    assert kinds == ["corr-2", "sink_degraded", "sink_recovered"]
     (report,) = verify_chains(recorder.sink.scan(), _keys(recorder))
     assert report.ok
 

@@ -3,6 +3,7 @@ request ends; the correlation id rule; metrics on their own listener."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ import httpx
 import pytest
 
 from kaitiaki.audit import load_audit_keys
+from kaitiaki.audit.commands import verify_sink
+from kaitiaki.audit.keys import rotate_checkpoint_key
 from kaitiaki.gateway.app import Gateway
+from kaitiaki.gateway.auditing import GatewayAudit
 from kaitiaki.settings import parse_settings
 from tests.conftest import ThreadServer, free_port
 from tests.gateway.conftest import (
@@ -271,3 +275,23 @@ def test_jwks_fetch_failure_is_a_security_event(
     failures = [r for r in records if r["action"] == "jwks_fetch_failed"]
     assert len(failures) == 1 and failures[0]["outcome"] == "failure"
     assert failures[0]["detail"] == "ClientConnectorError"
+
+
+def test_restarts_record_key_rotation_and_config_changes(tmp_path: Path) -> None:
+    toml = gateway_toml("http://127.0.0.1:9", "http://127.0.0.1:9", tmp_path)
+    settings = parse_settings(toml, source="test")
+
+    GatewayAudit(settings).close()
+    rotate_checkpoint_key(settings.audit)
+    GatewayAudit(settings).close()
+    changed = settings.model_copy(
+        update={"validation": settings.validation.model_copy(update={"max_count": 7})}
+    )
+    GatewayAudit(changed).close()
+
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    actions = [json.loads(x)["action"] for x in lines if '"security"' in x]
+    assert actions.count("key_rotated") == 1
+    assert actions.count("config_changed") == 1
+    (report,) = verify_sink(settings.audit, [])
+    assert report.ok and report.checkpoints == 3

@@ -32,7 +32,12 @@ from kaitiaki.issuer.keys import (
 )
 from kaitiaki.settings import AuditSettings
 
-__all__ = ["AuditKeys", "load_audit_keys", "load_verification_keys"]
+__all__ = [
+    "AuditKeys",
+    "load_audit_keys",
+    "load_verification_keys",
+    "rotate_checkpoint_key",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,24 +88,45 @@ def load_audit_keys(settings: AuditSettings) -> AuditKeys:
     return AuditKeys(Pseudonymiser(key), signer, created)
 
 
+def rotate_checkpoint_key(settings: AuditSettings) -> str:
+    """Retire the checkpoint key (its public half stays, as
+    ``<name>.<kid>.pub.jwk``, for verifying old checkpoints) and create a new
+    one; the gateway signs with it from its next start. The id of the new key."""
+    _, path = settings.key_paths()
+    if path.exists():
+        old = load_private_key(path)
+        retired = path.with_name(f"{path.stem}.{old.kid}.pub.jwk")
+        write_json(retired, old.as_dict(private=False))
+        path.unlink()
+        _public_path(path).unlink(missing_ok=True)
+    signer, _ = _checkpoint_key(path)
+    return signer.key_id
+
+
+def _public_jwk(path: Path) -> tuple[str, Ed25519PublicKey]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read a public JWK: {exc}") from exc
+    public = load_public_key(data, source=str(path))
+    raw = public.public_key
+    if not isinstance(raw, Ed25519PublicKey):
+        raise ConfigError(f"{path}: not an Ed25519 public key")
+    return str(public.kid), raw
+
+
 def load_verification_keys(
     settings: AuditSettings, extra: list[Path]
 ) -> dict[str, Ed25519PublicKey]:
-    """Public checkpoint keys by key id: this gateway's own, plus ``extra``
-    public JWK files (other instances' keys)."""
+    """Public checkpoint keys by key id: this gateway's own and its retired
+    ones, plus ``extra`` public JWK files (other instances' keys)."""
     keys: dict[str, Ed25519PublicKey] = {}
     _, own = settings.key_paths()
     if own.exists():
         signer, _ = _checkpoint_key(own)
         keys[signer.key_id] = signer.public_key()
-    for path in extra:
-        try:
-            data = json.loads(path.read_text("utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: cannot read a public JWK: {exc}") from exc
-        public = load_public_key(data, source=str(path))
-        raw = public.public_key
-        if not isinstance(raw, Ed25519PublicKey):
-            raise ConfigError(f"{path}: not an Ed25519 public key")
-        keys[str(public.kid)] = raw
+    retired = sorted(own.parent.glob(f"{own.stem}.*.pub.jwk"))
+    for path in [*retired, *extra]:
+        key_id, public = _public_jwk(path)
+        keys[key_id] = public
     return keys

@@ -22,8 +22,8 @@ from anyio import to_thread
 from kaitiaki.audit.chain import ChainHead, link
 from kaitiaki.audit.events import Record, SecurityEvent, blank_record
 from kaitiaki.audit.keys import AuditKeys
-from kaitiaki.audit.sinks import AuditSink
-from kaitiaki.errors import AuditSinkError
+from kaitiaki.audit.sinks import AuditSink, Query
+from kaitiaki.errors import AuditSinkError, ConfigError
 from kaitiaki.settings import AuditSettings
 
 __all__ = ["Recorder", "iso_time"]
@@ -61,6 +61,7 @@ class Recorder:
         self._last_checkpoint = clock()
         self.healthy = True
         self.failed_writes = 0
+        self._failed_at: float | None = None
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=settings.queue_size)
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
@@ -69,6 +70,16 @@ class Recorder:
                 target=self._write_batches, name="kaitiaki-audit-writer", daemon=True
             )
             self._writer.start()
+
+    def last_detail(self, event_type: str, action: str | None = None) -> Record | None:
+        """This instance's latest record of a kind (None if the sink cannot
+        be read back, as stdout cannot)."""
+        query = Query(event_type=event_type, instance=self.instance, action=action)
+        try:
+            found = self.sink.search(query, 1)
+        except (AuditSinkError, ConfigError):
+            return None
+        return found[0] if found else None
 
     @property
     def queue_depth(self) -> int:
@@ -174,11 +185,15 @@ class Recorder:
         if self._on_health is not None:
             self._on_health(healthy)
         if not healthy:
+            self._failed_at = self._clock()
             logger.error("audit sink failed (%s); refusing requests", reason)
             return
         logger.warning(
             "audit sink recovered after %d failed writes", self.failed_writes
         )
+        # Written once the sink takes records again: when it failed, how often.
+        since = iso_time(self._failed_at or self._clock())
+        self.security_event("sink_degraded", outcome="failure", detail=f"since={since}")
         self.security_event(
             "sink_recovered", detail=f"failed_writes={self.failed_writes}"
         )

@@ -40,9 +40,19 @@ class Query:
     correlation_id: str | None = None
     patient: str | None = None
     event_type: str | None = None
+    instance: str | None = None
+    action: str | None = None
 
     def equalities(self) -> list[tuple[str, str]]:
-        names = ("client_id", "outcome", "correlation_id", "patient", "event_type")
+        names = (
+            "client_id",
+            "outcome",
+            "correlation_id",
+            "patient",
+            "event_type",
+            "instance",
+            "action",
+        )
         return [(n, getattr(self, n)) for n in names if getattr(self, n) is not None]
 
     def matches(self, record: Record) -> bool:

@@ -64,7 +64,15 @@ class GatewayAudit:
         fingerprint = hashlib.sha256(
             self.settings.model_dump_json().encode("utf-8")
         ).hexdigest()[:16]
-        self.recorder.security_event("config_loaded", detail=f"sha256:{fingerprint}")
+        detail = f"sha256:{fingerprint}"
+        before = self.recorder.last_detail("security", "config_loaded")
+        if before is not None and before["detail"] != detail:
+            self.recorder.security_event("config_changed", detail=detail)
+        self.recorder.security_event("config_loaded", detail=detail)
+        key_id = self.recorder.keys.signer.key_id
+        signed = self.recorder.last_detail("checkpoint")
+        if signed is not None and signed["key_id"] != key_id:
+            self.recorder.security_event("key_rotated", key_id=key_id)
         if audit.degraded_mode != "refuse":
             logger.warning(
                 "audit.degraded_mode = %s: serves unaudited", audit.degraded_mode
