@@ -31,6 +31,9 @@ _ROLE = "http://terminology.hl7.org/CodeSystem/extra-security-role-type"
 _HPI_ORG = "https://standards.digital.health.nz/ns/hpi-organisation-id"
 _HPI_FACILITY = "https://standards.digital.health.nz/ns/hpi-facility-id"
 _PATIENT_HASH = "urn:kaitiaki:audit:patient-hmac-sha256"
+_SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+_ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+_OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 _BALP = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit."
 _NAMESPACE = uuid.UUID("6f1c1c52-7a43-4b8e-9a43-6b6169746961")
 
@@ -84,7 +87,7 @@ def _agents(record: Record) -> list[dict[str, Any]]:
     agents = [system]
     if record.get("organisation") or record.get("facility"):
         organisation: dict[str, Any] = {
-            "type": {"coding": [{"system": _DCM, "code": "110153"}]},
+            "type": {"text": "organisation"},
             "requestor": False,
         }
         if record.get("organisation"):
@@ -105,7 +108,7 @@ def _entities(record: Record) -> list[dict[str, Any]]:
         details.append({"type": "refusalCode", "valueString": record["refusal_code"]})
     accessed: dict[str, Any] = {
         "what": {"display": record.get("route")},
-        "type": {"code": "2", "display": "System Object"},
+        "type": {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"},
         "description": f"{record.get('method')} {record.get('route')}",
         "detail": details,
     }
@@ -118,8 +121,8 @@ def _entities(record: Record) -> list[dict[str, Any]]:
                 "what": {
                     "identifier": {"system": _PATIENT_HASH, "value": record["patient"]}
                 },
-                "type": {"code": "1", "display": "Person"},
-                "role": {"code": "1", "display": "Patient"},
+                "type": {"system": _ENTITY_TYPE, "code": "1", "display": "Person"},
+                "role": {"system": _OBJECT_ROLE, "code": "1", "display": "Patient"},
             }
         )
     return entities
@@ -137,7 +140,6 @@ def to_audit_event(record: Record) -> dict[str, Any]:
         "id": _event_id(record),
         "meta": {"profile": [_BALP + profile]},
         "type": {"system": _EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
-        "subtype": [{"system": _INTERACTION, "code": record.get("interaction")}],
         "action": action,
         "recorded": record.get("time"),
         "outcome": _outcome(record),
@@ -146,10 +148,14 @@ def to_audit_event(record: Record) -> dict[str, Any]:
         "agent": _agents(record),
         "source": {
             "observer": {"display": f"Kaitiaki gateway {record.get('instance')}"},
-            "type": [{"code": "3", "display": "Web Server"}],
+            "type": [{"system": _SOURCE_TYPE, "code": "3", "display": "Web Server"}],
         },
         "entity": _entities(record),
     }
+    if record.get("interaction"):
+        resource["subtype"] = [{"system": _INTERACTION, "code": record["interaction"]}]
+    if record.get("interaction"):
+        resource["subtype"] = [{"system": _INTERACTION, "code": record["interaction"]}]
     if record.get("event_type") == "security":
         resource.pop("meta")
         resource["type"] = {

@@ -231,8 +231,23 @@ class PostgresSink:
         return _as_record(rows[0][1:]) if rows else None
 
     def scan(self) -> Iterator[tuple[str, Record]]:
-        for row in self._rows(" ORDER BY position", []):
-            yield f"row {row[0]}", _as_record(row[1:])
+        """Every row in storage order, through a server-side cursor."""
+        statement = sql.SQL("SELECT position, {} FROM {} ORDER BY position").format(
+            sql.SQL(", ").join(map(sql.Identifier, COLUMN_NAMES)), self._table
+        )
+        try:
+            with self._lock:
+                conn = self._connection()
+                with (
+                    conn.transaction(),
+                    conn.cursor(name="kaitiaki_audit_scan") as cursor,
+                ):
+                    cursor.itersize = 5000
+                    cursor.execute(statement)
+                    for row in cursor:
+                        yield f"row {row[0]}", _as_record(row[1:])
+        except psycopg.Error as exc:
+            raise AuditSinkError(f"audit database: {type(exc).__name__}") from exc
 
     def search(self, query: Query, limit: int) -> list[Record]:
         where, values = _where(query, "%s")
