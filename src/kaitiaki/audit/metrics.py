@@ -38,7 +38,7 @@ class GatewayMetrics:
         )
         self.latency = Histogram(
             "kaitiaki_request_duration_seconds",
-            "Time from the first byte read to the reply, audit included.",
+            "Time from the request to its reply being ready, audit record included.",
             ["outcome"],
             buckets=_BUCKETS,
             registry=self.registry,

@@ -121,6 +121,7 @@ class GatewayAudit:
         seconds = time.perf_counter() - started
         event = self.event(trail, reply.status, len(reply.body), seconds)
         recorded = await self.recorder.record(event.to_record())
+        seconds = time.perf_counter() - started
         if not recorded and self.settings.audit.degraded_mode == "refuse":
             self.metrics.unaudited.labels("refused").inc()
             reply = _unaudited()

@@ -58,7 +58,8 @@ class Trail:
     refusal_code: str | None = None
     refusal_step: str | None = None
     bytes_in: int = 0
-    # From Request-Context, once parsed (codes and HPI ids, never names).
+    # From Request-Context, once parsed: HPI organisation and facility ids and
+    # the purpose-of-use codes, space-separated; never names or user ids.
     organisation: str | None = None
     facility: str | None = None
     purpose_of_use: str | None = None
