@@ -172,6 +172,11 @@ class AuditSettings(_Frozen):
             Path(self.checkpoint_key_file or folder / "audit-checkpoint.jwk"),
         )
 
+    def head_path(self, instance: str) -> Path:
+        """Where the latest checkpoint of ``instance`` is kept outside the sink."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in instance)
+        return self.key_paths()[1].parent / f"audit-head.{safe}.json"
+
 
 class MetricsSettings(_Frozen):
     """The Prometheus listener: off by default, loopback-only unless the

@@ -103,16 +103,25 @@ def _rewrite_chain(rows: Rows) -> int:
     return next(i for i, row in enumerate(rows) if row["event_type"] == "checkpoint")
 
 
+def _truncate(rows: Rows) -> int:
+    """Cut the newest records, the last checkpoint with them."""
+    del rows[-3:]
+    return len(rows)
+
+
 TAMPERING: dict[str, Callable[[Rows], int]] = {
     "edited": _edit,
     "deleted": _delete,
     "inserted": _insert,
     "reordered": _reorder,
     "rewritten": _rewrite_chain,
+    "truncated": _truncate,
 }
 
 
-def _label(settings: AuditSettings, index: int) -> str:
+def _label(settings: AuditSettings, index: int, rows: Rows) -> str:
+    if index == len(rows):
+        return "end of the gw-a chain"
     if settings.sink == "jsonl":
         return f"{Path(settings.path).name}:{index + 1}"
     return f"row {index + 1}"
@@ -146,7 +155,7 @@ def test_verify_names_the_first_bad_position(store: AuditSettings, kind: str) ->
     (report,) = verify_sink(store, [])
 
     assert not report.ok
-    assert report.position == _label(store, bad), report.problem
+    assert report.position == _label(store, bad, rows), report.problem
 
 
 def test_verify_continues_a_chain_across_restarts(store: AuditSettings) -> None:

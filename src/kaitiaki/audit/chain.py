@@ -28,6 +28,7 @@ __all__ = [
     "ChainHead",
     "ChainReport",
     "CheckpointSigner",
+    "check_head",
     "link",
     "record_hash",
     "verify_chains",
@@ -107,6 +108,7 @@ class ChainReport:
     position: str | None = None
     problem: str | None = None
     head: str = field(default=GENESIS, repr=False)
+    signed: dict[int, str] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -184,6 +186,7 @@ def _step(
     if record.get("event_type") == "checkpoint":
         report.checkpoints += 1
         report.unsigned_tail = 0
+        report.signed[seq] = report.head
     else:
         report.unsigned_tail += 1
 
@@ -203,3 +206,18 @@ def verify_chains(
         if report.ok:
             _step(report, position, record, keys, allow_later_start)
     return sorted(reports.values(), key=lambda item: item.instance)
+
+
+def check_head(report: ChainReport, seq: int, hash_: str) -> None:
+    """Compare a chain with the latest checkpoint kept outside the store."""
+    if not report.ok:
+        return
+    if report.last_seq < seq:
+        report.position = f"end of the {report.instance} chain"
+        report.problem = (
+            f"missing events at the end: the chain stops at seq {report.last_seq} "
+            f"but checkpoint seq {seq} was written (deleted)"
+        )
+    elif report.signed.get(seq) != hash_:
+        report.position = f"seq {seq}"
+        report.problem = "the latest checkpoint differs from the one kept outside"

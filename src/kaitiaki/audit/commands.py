@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kaitiaki.audit.chain import ChainReport, verify_chains
+from kaitiaki.audit.chain import ChainReport, check_head, verify_chains
 from kaitiaki.audit.events import Record
 from kaitiaki.audit.fhir import to_bundle
 from kaitiaki.audit.keys import load_audit_keys, load_verification_keys
 from kaitiaki.audit.sinks import Query, open_sink
+from kaitiaki.errors import ConfigError
 from kaitiaki.settings import AuditSettings
 
 __all__ = ["export_lines", "search_events", "verify_report", "verify_sink"]
@@ -35,9 +36,24 @@ def verify_sink(settings: AuditSettings, public_keys: list[Path]) -> list[ChainR
     sink = open_sink(settings, readonly=True)
     try:
         rotated = settings.sink == "jsonl" and settings.rotate_keep > 0
-        return verify_chains(sink.scan(), keys, allow_later_start=rotated)
+        reports = verify_chains(sink.scan(), keys, allow_later_start=rotated)
     finally:
         sink.close()
+    for report in reports:
+        head = _head_file(settings.head_path(report.instance))
+        if head is not None:
+            check_head(report, *head)
+    return reports
+
+
+def _head_file(path: Path) -> tuple[int, str] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        return int(data["seq"]), str(data["hash"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: unreadable audit head file") from exc
 
 
 def verify_report(reports: list[ChainReport]) -> list[str]:

@@ -24,6 +24,7 @@ from kaitiaki.audit.events import Record, SecurityEvent, blank_record
 from kaitiaki.audit.keys import AuditKeys
 from kaitiaki.audit.sinks import AuditSink, Query
 from kaitiaki.errors import AuditSinkError, ConfigError
+from kaitiaki.issuer.keys import write_json
 from kaitiaki.settings import AuditSettings
 
 __all__ = ["Recorder", "iso_time"]
@@ -163,8 +164,18 @@ class Recorder:
             self._head = head
             if sign:
                 self._since_checkpoint, self._last_checkpoint = 0, now
+                self._write_head_file(linked[-1])
             else:
                 self._since_checkpoint = count
+
+    def _write_head_file(self, checkpoint: Record) -> None:
+        """The latest checkpoint, outside the sink too, so that records cut
+        from the end of the store are noticed by ``audit verify``."""
+        head = {name: checkpoint[name] for name in ("instance", "seq", "hash")}
+        try:
+            write_json(self.settings.head_path(self.instance), head)
+        except ConfigError as exc:
+            logger.warning("audit head file not written: %s", exc)
 
     def _commit_logged(self, records: list[Record], *, force: bool = False) -> bool:
         if not records and not force:
