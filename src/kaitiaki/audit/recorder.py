@@ -1,7 +1,8 @@
 """The recorder: chains records, writes them through the sink with the
 configured durability, and adds signed checkpoints.
 
-``strict``: a request's record is committed before its reply is sent.
+``strict``: a request's record is committed before its reply is sent
+(concurrent requests share one commit, see :mod:`kaitiaki.audit.group`).
 ``batched``: records go to a bounded queue that a writer thread commits every
 ``flush_interval_seconds``; a crash loses at most that window. Either way,
 :meth:`Recorder.record` says False when the record could not be taken (sink
@@ -21,6 +22,7 @@ from anyio import to_thread
 
 from kaitiaki.audit.chain import ChainHead, link
 from kaitiaki.audit.events import Record, SecurityEvent, blank_record
+from kaitiaki.audit.group import GroupCommit
 from kaitiaki.audit.keys import AuditKeys
 from kaitiaki.audit.sinks import AuditSink, Query
 from kaitiaki.errors import AuditSinkError, ConfigError
@@ -57,6 +59,7 @@ class Recorder:
         )
         self._clock, self._on_health = clock, on_health
         self._lock = threading.Lock()
+        self._group = GroupCommit(self._commit_logged)
         self._head = _head_of(sink.head(instance))
         self._since_checkpoint = 0
         self._last_checkpoint = clock()
@@ -89,7 +92,7 @@ class Recorder:
     async def record(self, record: Record) -> bool:
         """Take one record; False when it cannot be recorded."""
         if self._writer is None:
-            return await to_thread.run_sync(self._commit_logged, [record])
+            return await to_thread.run_sync(self._group.submit, record)
         if not self.healthy:
             return False
         try:
