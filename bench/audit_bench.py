@@ -4,10 +4,11 @@ Run: ``.venv/bin/python bench/audit_bench.py [--rounds N] [--no-postgres]``.
 Everything is in this process, in a temporary folder (and a temporary table
 on the PostgreSQL server at 127.0.0.1:5432, database ``test``).
 
-Per sink and mode, two numbers in µs per request:
+Per sink and mode (``strict``, ``strict x8`` with eight concurrent callers
+sharing group commits, ``batched``), two numbers in µs per request:
 
-- ``caller``: what a request waits for (strict: the commit; batched: the
-  enqueue), including building and chaining the event;
+- ``caller``: what a request waits for on average (strict: the commit;
+  batched: the enqueue), including building and chaining the event;
 - ``sustained``: wall time until every record is durable, divided by the
   count (batched: the writer's amortised cost).
 
@@ -122,24 +123,30 @@ def anchor_postgres(table: str, rounds: int) -> float:
 
 
 def measure(
-    settings: AuditSettings, rounds: int, sink: Any = None
+    settings: AuditSettings, rounds: int, sink: Any = None, concurrency: int = 1
 ) -> tuple[float, float]:
+    """Mean µs one record call waits, and wall µs per durable record, with
+    ``concurrency`` callers at once."""
     keys = load_audit_keys(settings)
     recorder = Recorder(settings, "bench", sink or open_sink(settings), keys)
+    waits: list[float] = []
 
-    async def run() -> float:
-        started = time.perf_counter()
-        for number in range(rounds):
+    async def caller(first: int) -> None:
+        for number in range(first, rounds, concurrency):
+            started = time.perf_counter()
             if not await recorder.record(_event(number, keys)):
                 raise RuntimeError("the recorder refused a record")
-        return (time.perf_counter() - started) / rounds * 1e6
+            waits.append(time.perf_counter() - started)
+
+    async def run() -> None:
+        await asyncio.gather(*(caller(first) for first in range(concurrency)))
 
     started = time.perf_counter()
-    caller = asyncio.run(run())
+    asyncio.run(run())
     recorder.flush()
     sustained = (time.perf_counter() - started) / rounds * 1e6
     recorder.close()
-    return caller, sustained
+    return sum(waits) / len(waits) * 1e6, sustained
 
 
 def _settings(kind: str, folder: Path, durability: str, table: str) -> AuditSettings:
@@ -164,21 +171,25 @@ def _anchor(kind: str, folder: Path, table: str, rounds: int) -> tuple[str, floa
     return "file append+fsync", anchor_file(folder, rounds)
 
 
-def _row(kind: str, durability: str, folder: Path, table: str, rounds: int) -> str:
+def _row(
+    kind: str, mode: tuple[str, int], folder: Path, table: str, rounds: int
+) -> str:
+    durability, concurrency = mode
     name, anchor = _anchor(kind, folder, table, rounds)
     settings = _settings(kind, folder, durability, table)
     null = open(os.devnull, "w") if kind == "stdout" else None  # noqa: SIM115
     try:
         caller, sustained = measure(
-            settings, rounds, StdoutSink(null) if null else None
+            settings, rounds, StdoutSink(null) if null else None, concurrency
         )
     finally:
         if kind == "postgresql":
             _drop(f"{table}_{durability}")
         if null is not None:
             null.close()
+    shown = durability if concurrency == 1 else f"{durability} x{concurrency}"
     return (
-        f"| {kind} | {durability} | {caller:.1f} | {sustained:.1f} | "
+        f"| {kind} | {shown} | {caller:.1f} | {sustained:.1f} | "
         f"{name} {anchor:.1f} | {caller / anchor:.2f} |"
     )
 
@@ -197,8 +208,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for kind in kinds:
-            for durability in ("strict", "batched"):
-                print(_row(kind, durability, Path(tmp), table, rounds), flush=True)
+            for mode in (("strict", 1), ("strict", 8), ("batched", 1)):
+                print(_row(kind, mode, Path(tmp), table, rounds), flush=True)
 
 
 def _drop(table: str) -> None:
