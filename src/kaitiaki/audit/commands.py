@@ -9,7 +9,7 @@ from pathlib import Path
 from kaitiaki.audit.chain import ChainReport, check_head, verify_chains
 from kaitiaki.audit.events import Record
 from kaitiaki.audit.fhir import to_bundle
-from kaitiaki.audit.keys import load_audit_keys, load_verification_keys
+from kaitiaki.audit.keys import load_pseudonymiser, load_verification_keys
 from kaitiaki.audit.sinks import Query, open_sink
 from kaitiaki.errors import ConfigError
 from kaitiaki.settings import AuditSettings
@@ -28,7 +28,7 @@ def search_events(settings: AuditSettings, query: Query, *, limit: int) -> list[
 
 def patient_hash(settings: AuditSettings, identifier: str) -> str:
     """The hash an identifier is recorded as (needs the HMAC key)."""
-    return load_audit_keys(settings).pseudonymiser.patient(identifier)
+    return load_pseudonymiser(settings).patient(identifier)
 
 
 def verify_sink(settings: AuditSettings, public_keys: list[Path]) -> list[ChainReport]:

@@ -35,6 +35,7 @@ from kaitiaki.settings import AuditSettings
 __all__ = [
     "AuditKeys",
     "load_audit_keys",
+    "load_pseudonymiser",
     "load_verification_keys",
     "rotate_checkpoint_key",
 ]
@@ -113,6 +114,15 @@ def _public_jwk(path: Path) -> tuple[str, Ed25519PublicKey]:
     if not isinstance(raw, Ed25519PublicKey):
         raise ConfigError(f"{path}: not an Ed25519 public key")
     return str(public.kid), raw
+
+
+def load_pseudonymiser(settings: AuditSettings) -> Pseudonymiser:
+    """The HMAC key as it is, for searching by patient; never created here."""
+    path, _ = settings.key_paths()
+    if not path.exists():
+        raise ConfigError(f"{path}: no audit HMAC key (it is made by the gateway)")
+    key, _ = _hmac_key(path)
+    return Pseudonymiser(key)
 
 
 def load_verification_keys(

@@ -59,6 +59,8 @@ class SqliteSink:
         self._lock = threading.Lock()
         try:
             if readonly:
+                if not path.exists():
+                    raise AuditSinkError(f"audit database {path}: does not exist yet")
                 self._db = sqlite3.connect(
                     f"file:{path}?mode=ro", uri=True, check_same_thread=False
                 )

@@ -19,7 +19,7 @@ from kaitiaki.audit import (
 )
 from kaitiaki.audit.metrics import GatewayMetrics, MetricsListener
 from kaitiaki.audit.redact import patient_identifier, pseudonymous, redact_query
-from kaitiaki.errors import DependencyUnavailable
+from kaitiaki.errors import AuditSinkError, ConfigError, DependencyUnavailable
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.settings import Settings
 
@@ -41,14 +41,17 @@ class GatewayAudit:
         audit = settings.audit
         keys = load_audit_keys(audit)
         self.metrics = GatewayMetrics()
-        self.recorder = Recorder(
-            audit,
-            settings.gateway.instance,
-            open_sink(audit),
-            keys,
-            clock=clock,
-            on_health=lambda up: self.metrics.sink_up.set(1 if up else 0),
-        )
+        try:
+            self.recorder = Recorder(
+                audit,
+                settings.gateway.instance,
+                open_sink(audit),
+                keys,
+                clock=clock,
+                on_health=lambda up: self.metrics.sink_up.set(1 if up else 0),
+            )
+        except AuditSinkError as exc:
+            raise ConfigError(f"audit: cannot read the chain head: {exc}") from exc
         self.metrics.track_queue(lambda: self.recorder.queue_depth)
         self.listener = (
             MetricsListener(settings.metrics, self.metrics)
