@@ -66,6 +66,7 @@ class Recorder:
         self.healthy = True
         self.failed_writes = 0
         self._failed_at: float | None = None
+        self._overflowing = False
         self._queue: queue.Queue[Record] = queue.Queue(maxsize=settings.queue_size)
         self._stop = threading.Event()
         self._writer: threading.Thread | None = None
@@ -98,7 +99,12 @@ class Recorder:
         try:
             self._queue.put_nowait(record)
         except queue.Full:
-            logger.warning("audit queue full (%d records)", self.settings.queue_size)
+            if not self._overflowing:
+                self._overflowing = True
+                logger.warning(
+                    "audit queue full (%d records); refusing until it drains",
+                    self.settings.queue_size,
+                )
             return False
         return True
 
@@ -225,7 +231,7 @@ class Recorder:
         while not self._stop.wait(interval):
             self._drain(pending)
             if pending and self._commit_logged(pending):
-                pending = []
+                pending, self._overflowing = [], False
             elif not pending and self._checkpoint_due(self._clock()):
                 self._commit_logged([], force=True)
         self._drain(pending)
