@@ -308,7 +308,7 @@ _COMMANDS = {
 def _configure_logging(level: str) -> None:
     """Diagnostic logs to stderr, every record redacted (even at DEBUG); the
     audit stream never goes through logging."""
-    from kaitiaki.audit import RedactingFilter
+    from kaitiaki.audit.redact import RedactingFilter
 
     logging.basicConfig(
         level=level,
