@@ -81,7 +81,8 @@ def _send_canaries(client: httpx.Client, standin: StandIn) -> list[str]:
         response = client.request(method, path, headers=headers, content=content)
         assert response.status_code < 500 or "boom" in path
         assert CANARY not in response.text
-    return [CANARY, NHI, token, token.split(".")[2], CONTEXT[:24]]
+    # The upstream's own error page ("Traceback ... db.internal:5432") too.
+    return [CANARY, NHI, token, token.split(".")[2], CONTEXT[:24], "db.internal"]
 
 
 def _assert_absent(text: str, secrets: list[str], where: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from kaitiaki.audit.commands import search_events, verify_sink
@@ -21,6 +23,7 @@ from tests.gateway.gateway_process import gateway_process
 pytestmark = pytest.mark.e2e
 
 FLUSH = 0.2
+PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
@@ -61,16 +64,31 @@ def _load(url: str, token: str, seconds: float) -> list[tuple[str, float]]:
     return received
 
 
+@pytest.fixture
+def table() -> Iterator[str]:
+    name = f"audit_crash_{uuid.uuid4().hex[:12]}"
+    yield name
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP TABLE IF EXISTS "{name}"')
+
+
 @pytest.mark.parametrize("durability", ["strict", "batched"])
-@pytest.mark.parametrize("sink", ["sqlite", "jsonl"])
+@pytest.mark.parametrize("sink", ["sqlite", "jsonl", "postgresql"])
 def test_crash_keeps_the_audit_promise(
-    standin: StandIn, upstream: str, tmp_path: Path, durability: str, sink: str
+    standin: StandIn,
+    upstream: str,
+    tmp_path: Path,
+    durability: str,
+    sink: str,
+    table: str,
 ) -> None:
     path = "var/audit.sqlite" if sink == "sqlite" else "var/audit.jsonl"
     audit = (
         f'sink = "{sink}"\npath = "{path}"\ndurability = "{durability}"\n'
         f"flush_interval_seconds = {FLUSH}\ncheckpoint_every_events = 50\n"
     )
+    if sink == "postgresql":
+        audit += f'database_url = "{PG_URL}"\ntable = "{table}"\n'
     with gateway_process(standin.url, upstream, tmp_path, audit) as gateway:
         stop = [0.0]
         received: list[tuple[str, float]] = []
