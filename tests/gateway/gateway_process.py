@@ -36,20 +36,30 @@ class GatewayProcess:
             self.process.wait(timeout=20)
 
 
-def settings_text(issuer: str, upstream: str, root: Path, audit: str, port: int) -> str:
+def settings_text(
+    issuer: str, upstream: str, root: Path, audit: str, port: int, instance: str
+) -> str:
     text = gateway_toml(issuer, upstream, root / "var")
     text = text.replace("port = 0", f"port = {port}")
+    text = text.replace('instance = "test-gw"', f'instance = "{instance}"')
     head, _, _ = text.partition("[audit]")
     return head + "[audit]\n" + audit
 
 
 @contextmanager
 def gateway_process(
-    issuer: str, upstream: str, root: Path, audit: str, *, log_level: str = "INFO"
+    issuer: str,
+    upstream: str,
+    root: Path,
+    audit: str,
+    *,
+    log_level: str = "INFO",
+    instance: str = "test-gw",
 ) -> Iterator[GatewayProcess]:
     port = free_port()
+    root.mkdir(parents=True, exist_ok=True)
     config = root / "kaitiaki.toml"
-    config.write_text(settings_text(issuer, upstream, root, audit, port))
+    config.write_text(settings_text(issuer, upstream, root, audit, port, instance))
     log = root / "gateway.log"
     env = {**os.environ, "KAITIAKI_LOG_LEVEL": log_level}
     with log.open("wb") as handle:

@@ -119,3 +119,38 @@ def test_crash_keeps_the_audit_promise(
     (report,) = verify_sink(settings, [])
     assert report.ok, (report.position, report.problem)
     assert report.checkpoints >= 1
+
+
+def test_two_gateways_share_one_postgres_table_and_verify(
+    standin: StandIn, upstream: str, tmp_path: Path, table: str
+) -> None:
+    audit = f'sink = "postgresql"\ndatabase_url = "{PG_URL}"\ntable = "{table}"\n'
+    token = standin.token()
+    headers = {"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"}
+    with (
+        gateway_process(
+            standin.url, upstream, tmp_path / "a", audit, instance="gw-a"
+        ) as a,
+        gateway_process(
+            standin.url, upstream, tmp_path / "b", audit, instance="gw-b"
+        ) as b,
+    ):
+        for _ in range(10):
+            for gateway in (a, b):
+                assert httpx.get(
+                    f"{gateway.url}/fhir/Patient", headers=headers
+                ).is_success
+        a.stop()
+        b.stop()
+
+    settings = load_settings(a.config).audit
+    settings = settings.model_copy(
+        update={"path": str(tmp_path / "a" / "var" / "audit.jsonl")}
+    )
+    other = tmp_path / "b" / "var" / "keys" / "audit-checkpoint.pub.jwk"
+    reports = verify_sink(settings, [other])
+
+    assert [(r.instance, r.ok) for r in reports] == [("gw-a", True), ("gw-b", True)]
+    requests = search_events(settings, Query(event_type="request"), limit=100)
+    assert sorted({str(r["instance"]) for r in requests}) == ["gw-a", "gw-b"]
+    assert len(requests) == 20
