@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kaitiaki.audit import load_audit_keys
+from kaitiaki.audit import load_audit_keys, open_sink
 from kaitiaki.audit.commands import verify_sink
 from kaitiaki.audit.keys import rotate_checkpoint_key
 from kaitiaki.gateway.app import Gateway
@@ -217,11 +217,34 @@ def test_sink_down_refuses_with_503_and_upstream_sees_nothing(
     app.audit.recorder.sink.close()
 
     response = client.get("/fhir/Patient", headers=bearer(standin.token()))
+    again = client.post(
+        "/fhir/Patient",
+        headers={**bearer(standin.token({"scope": "system/*.c"})), **JSON_BODY},
+        content=b'{"resourceType":"Patient"}',
+    )
 
-    assert response.status_code == 503
+    assert response.status_code == again.status_code == 503
     assert response.json()["issue"][0]["code"] == "transient"
-    assert len(recorder.requests) == 1  # forwarded, but the reply was withheld
+    # The first was forwarded and its reply withheld; once the sink is known
+    # to fail, nothing more reaches the upstream.
+    assert len(recorder.requests) == 1
     assert app.audit.metrics.sink_up._value.get() == 0
+
+    app.audit.recorder.sink = open_sink(app.settings.audit)  # the sink is back
+    statuses = [
+        client.get("/fhir/Patient", headers=bearer(standin.token())).status_code
+        for _ in range(2)
+    ]
+    assert statuses == [503, 200]  # the first one's record proves it works again
+    assert app.audit.metrics.sink_up._value.get() == 1
+    lines = Path(app.settings.audit.path).read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    requests = [r for r in records if r["event_type"] == "request"]
+    assert [(r["status"], r["refusal_step"]) for r in requests] == [
+        (503, "audit"),
+        (200, None),
+    ]
+    assert "sink_recovered" in [r["action"] for r in records]
 
 
 def test_named_degraded_mode_serves_unaudited(

@@ -119,6 +119,13 @@ class GatewayAudit:
             bytes_out=bytes_out,
         )
 
+    def check_ready(self) -> None:
+        """Before the upstream is called: refuse while the sink is known to be
+        failing, so nothing is changed upstream that cannot be recorded. This
+        request's own record is still attempted, and a success ends it."""
+        if not self.recorder.healthy and self.settings.audit.degraded_mode == "refuse":
+            raise _unavailable()
+
     async def finish(self, trail: Trail, reply: Reply, started: float) -> Reply:
         """Record the request; the reply to send (503 if it was not recorded)."""
         seconds = time.perf_counter() - started
@@ -165,11 +172,13 @@ class GatewayAudit:
             self.listener.close()
 
 
-def _unaudited() -> Reply:
-    return refusal_reply(
-        DependencyUnavailable(
-            "The request could not be recorded; try again later.",
-            detail="audit_unavailable",
-            headers={"Retry-After": "5"},
-        )
+def _unavailable() -> DependencyUnavailable:
+    return DependencyUnavailable(
+        "The request could not be recorded; try again later.",
+        detail="audit_unavailable",
+        headers={"Retry-After": "5"},
     )
+
+
+def _unaudited() -> Reply:
+    return refusal_reply(_unavailable())

@@ -204,6 +204,9 @@ async def handle_request(
             trail.step = "authorise"
             authorise(scopes, interaction, request)
 
+    trail.step = "audit"
+    if gateway.audit is not None:
+        gateway.audit.check_ready()
     trail.step = "upstream"
     return await _proxy(gateway, request, body, trail, cacheable=public)
 
