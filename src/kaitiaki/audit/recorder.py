@@ -90,6 +90,11 @@ class Recorder:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def saturated(self) -> bool:
+        """True while the batched queue is full (it cannot keep up)."""
+        return self._writer is not None and self._queue.full()
+
     async def record(self, record: Record) -> bool:
         """Take one record; False when it cannot be recorded."""
         if self._writer is None:

@@ -121,9 +121,12 @@ class GatewayAudit:
 
     def check_ready(self) -> None:
         """Before the upstream is called: refuse while the sink is known to be
-        failing, so nothing is changed upstream that cannot be recorded. This
-        request's own record is still attempted, and a success ends it."""
-        if not self.recorder.healthy and self.settings.audit.degraded_mode == "refuse":
+        failing or the batched queue is full, so nothing changes upstream that
+        cannot be recorded. This request's own record is still attempted, and
+        one that commits ends the outage."""
+        if self.settings.audit.degraded_mode != "refuse":
+            return
+        if not self.recorder.healthy or self.recorder.saturated:
             raise _unavailable()
 
     async def finish(self, trail: Trail, reply: Reply, started: float) -> Reply:
