@@ -212,3 +212,41 @@ def test_verify_refuses_checkpoints_of_an_unknown_key(
 
     assert by_instance["gw-a"].ok
     assert "unknown key" in str(by_instance["gw-b"].problem)
+
+
+OLD_SCHEMA = (
+    "CREATE TABLE audit_event (position INTEGER PRIMARY KEY AUTOINCREMENT, "
+    '"time", "instance", "correlation_id", "method", "route", "status", "outcome", '
+    '"client_address", "latency_ms", "interaction", "resource_type", "client_id", '
+    '"subject", "refusal_code", "refusal_step", "bytes_in", "bytes_out")'
+)
+
+
+def test_a_table_of_an_older_release_is_extended_and_its_rows_reported(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for("sqlite", tmp_path)
+    with sqlite3.connect(settings.path) as db:
+        db.execute(OLD_SCHEMA)
+        db.execute(
+            "INSERT INTO audit_event (time, instance, status) VALUES ('t', 'gw-a', 200)"
+        )
+    Path(settings.path).chmod(0o600)
+
+    _write_chain(settings, "gw-a", 3)
+    (report,) = verify_sink(settings, [])
+
+    assert report.ok and report.unchained == 1 and report.last_seq == 4
+    assert "1 older unchained records" in verify_report([report])[0]
+
+
+def test_a_torn_or_foreign_jsonl_line_is_reported(tmp_path: Path) -> None:
+    settings = settings_for("jsonl", tmp_path)
+    _write_chain(settings, "gw-a", 2)
+    with Path(settings.path).open("a") as handle:
+        handle.write('{"event_type":"request","token":"x"}\n')
+
+    reports = {r.instance: r for r in verify_sink(settings, [])}
+
+    assert reports["gw-a"].ok
+    assert reports["(unreadable)"].position == "audit.jsonl:4"

@@ -66,6 +66,11 @@ def verify_report(reports: list[ChainReport]) -> list[str]:
             f"(seq {report.first_seq or 0}..{report.last_seq}), "
             f"{report.checkpoints} signed checkpoints, "
             f"{report.unsigned_tail} records after the last checkpoint"
+            + (
+                f", {report.unchained} older unchained records"
+                if report.unchained
+                else ""
+            )
         )
     bad = sum(1 for report in reports if not report.ok)
     lines.append(f"audit verify: {len(reports)} chains, {bad} with problems")

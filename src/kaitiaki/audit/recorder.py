@@ -257,6 +257,6 @@ class Recorder:
 
 
 def _head_of(record: Record | None) -> ChainHead:
-    if record is None:
+    if record is None or record["seq"] is None:
         return ChainHead()
     return ChainHead(int(record["seq"] or 0), str(record["hash"]))

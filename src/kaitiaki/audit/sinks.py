@@ -109,14 +109,18 @@ class StdoutSink:
         return None
 
 
+_UNREADABLE: Record = {"instance": "(unreadable)", "event_type": "(unreadable)"}
+
+
 def _record(line: str) -> Record | None:
     try:
         data = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(data, dict) or set(data) != set(COLUMN_NAMES):
+    # Lines of an older release lack the newer columns; unknown ones are refused.
+    if not isinstance(data, dict) or not set(data) <= set(COLUMN_NAMES):
         return None
-    return {name: data[name] for name in COLUMN_NAMES}
+    return {name: data.get(name) for name in COLUMN_NAMES}
 
 
 class JsonLinesSink:
@@ -196,7 +200,7 @@ class JsonLinesSink:
                 continue
             with path.open(encoding="ascii", errors="replace") as handle:
                 for number, line in enumerate(handle, start=1):
-                    record = _record(line) or {"instance": "(unreadable)"}
+                    record = _record(line) or _UNREADABLE
                     yield f"{path.name}:{number}", record
 
     def head(self, instance: str) -> Record | None:
@@ -206,7 +210,7 @@ class JsonLinesSink:
             lines = path.read_text("ascii", errors="replace").splitlines()
             for line in reversed(lines):
                 record = _record(line)
-                if record is not None and record["instance"] == instance:
+                if record and record["instance"] == instance and record["seq"]:
                     return record
         return None
 

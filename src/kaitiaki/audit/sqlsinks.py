@@ -82,6 +82,14 @@ class SqliteSink:
             "CREATE TABLE IF NOT EXISTS audit_event "
             f"(position INTEGER PRIMARY KEY AUTOINCREMENT, {columns})"
         )
+        # A table from an older release gains the columns it lacks; its rows
+        # stay as they are (``audit verify`` reports them as unchained).
+        present = {row[1] for row in self._db.execute("PRAGMA table_info(audit_event)")}
+        for name, kind in COLUMNS:
+            if name not in present:
+                self._db.execute(
+                    f'ALTER TABLE audit_event ADD COLUMN "{name}" {_SQLITE_TYPES[kind]}'
+                )
         self._db.execute(
             "CREATE UNIQUE INDEX IF NOT EXISTS audit_event_chain "
             'ON audit_event ("instance", "seq")'
@@ -119,7 +127,9 @@ class SqliteSink:
 
     def head(self, instance: str) -> Record | None:
         found = self._select(
-            ' WHERE "instance" = ? ORDER BY position DESC LIMIT 1', [instance]
+            ' WHERE "instance" = ? AND "seq" IS NOT NULL'
+            " ORDER BY position DESC LIMIT 1",
+            [instance],
         )
         return found[0] if found else None
 
@@ -185,6 +195,12 @@ class PostgresSink:
                 "CREATE TABLE IF NOT EXISTS {} (position bigserial PRIMARY KEY, {})"
             ).format(self._table, columns)
         )
+        for column, kind in COLUMNS:
+            conn.execute(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    self._table, sql.Identifier(column), sql.SQL(_PG_TYPES[kind])
+                )
+            )
         conn.execute(
             sql.SQL(
                 "CREATE UNIQUE INDEX IF NOT EXISTS {} ON {} (instance, seq)"
@@ -228,7 +244,8 @@ class PostgresSink:
 
     def head(self, instance: str) -> Record | None:
         rows = self._rows(
-            " WHERE instance = %s ORDER BY position DESC LIMIT 1", [instance]
+            " WHERE instance = %s AND seq IS NOT NULL ORDER BY position DESC LIMIT 1",
+            [instance],
         )
         return _as_record(rows[0][1:]) if rows else None
 
