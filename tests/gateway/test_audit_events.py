@@ -128,6 +128,9 @@ def test_audit_one_event_per_request_kind(
         assert event["client_id"] in ("svc", "limited")
     if case == "write":
         assert event["bytes_in"] == len(b'{"resourceType":"Patient"}')
+    if case in ("read", "write", "5xx", "400", "413", "415"):
+        assert event["scope"] == "system/*.cruds"
+        assert event["token_id"] and event["token_id"] != "j1"
     if step not in (None, "upstream"):
         sent = gateway.recorder.requests
         assert all(

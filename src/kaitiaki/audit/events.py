@@ -53,6 +53,8 @@ COLUMNS: tuple[tuple[str, type], ...] = (
     ("client_address", str),
     ("client_id", str),
     ("subject", str),
+    ("scope", str),
+    ("token_id", str),
     ("organisation", str),
     ("facility", str),
     ("purpose_of_use", str),
@@ -123,6 +125,8 @@ class AuditEvent:
     resource_type: str | None = None
     client_id: str | None = None
     subject: str | None = None
+    scope: str | None = None
+    token_id: str | None = None
     organisation: str | None = None
     facility: str | None = None
     purpose_of_use: str | None = None

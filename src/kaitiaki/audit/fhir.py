@@ -84,6 +84,8 @@ def _agents(record: Record) -> list[dict[str, Any]]:
     }
     if record.get("client_address"):
         system["network"] = {"address": record["client_address"], "type": "2"}
+    if record.get("token_id"):
+        system["policy"] = [f"urn:kaitiaki:token-hmac:{record['token_id']}"]
     agents = [system]
     if record.get("organisation") or record.get("facility"):
         organisation: dict[str, Any] = {

@@ -108,6 +108,8 @@ class GatewayAudit:
             resource_type=trail.resource_type,
             client_id=trail.client_id,
             subject=pseudonymous(trail.subject, hasher),
+            scope=trail.scope,
+            token_id=hasher.hash(trail.token_id) if trail.token_id else None,
             organisation=trail.organisation,
             facility=trail.facility,
             purpose_of_use=trail.purpose_of_use,

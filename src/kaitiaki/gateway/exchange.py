@@ -55,6 +55,8 @@ class Trail:
     resource_type: str | None = None
     client_id: str | None = None
     subject: str | None = None
+    scope: str | None = None
+    token_id: str | None = None  # the jti, hashed before it is recorded
     refusal_code: str | None = None
     refusal_step: str | None = None
     bytes_in: int = 0
@@ -189,6 +191,7 @@ async def handle_request(
             token, settings.auth, gateway.keys, int(now)
         )
         trail.client_id, trail.subject = principal.client_id, principal.subject
+        trail.scope, trail.token_id = principal.scope, principal.token_id
 
         trail.step = "throttle"
         await gateway.limits.check_client(principal.client_id, now)
