@@ -4,7 +4,6 @@ recorded (unless the operator named a degraded mode)."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -64,10 +63,12 @@ class GatewayAudit:
         audit = self.settings.audit
         for name in created:
             self.recorder.security_event("key_created", detail=f"audit_{name}_key")
-        fingerprint = hashlib.sha256(
-            self.settings.model_dump_json().encode("utf-8")
-        ).hexdigest()[:16]
-        detail = f"sha256:{fingerprint}"
+        # Keyed, so a database password in the settings cannot be guessed
+        # offline from the fingerprint.
+        fingerprint = self.recorder.keys.pseudonymiser.hash(
+            self.settings.model_dump_json()
+        )
+        detail = f"hmac:{fingerprint[:16]}"
         before = self.recorder.last_detail("security", "config_loaded")
         if before is not None and before["detail"] != detail:
             self.recorder.security_event("config_changed", detail=detail)
