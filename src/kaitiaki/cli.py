@@ -4,7 +4,6 @@ configures logging and prints."""
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -164,11 +163,47 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_audit(args: argparse.Namespace) -> int:
-    from kaitiaki.audit import read_events
+def _audit_query(args: argparse.Namespace) -> Any:
+    from kaitiaki.audit import Query
+    from kaitiaki.audit.commands import patient_hash
 
-    for record in read_events(_settings(args).audit, limit=args.limit):
-        print(json.dumps(record, separators=(",", ":")))
+    patient = getattr(args, "patient_hash", None)
+    if getattr(args, "patient", None):
+        patient = patient_hash(_settings(args).audit, args.patient)
+    return Query(
+        since=getattr(args, "since", None),
+        until=getattr(args, "until", None),
+        client_id=getattr(args, "client", None),
+        outcome=getattr(args, "outcome", None),
+        correlation_id=getattr(args, "correlation_id", None),
+        patient=patient,
+        event_type=getattr(args, "type", None),
+    )
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from kaitiaki.audit.commands import (
+        export_lines,
+        search_events,
+        verify_report,
+        verify_sink,
+    )
+
+    settings = _settings(args).audit
+    if args.audit_command == "rotate-key":
+        from kaitiaki.audit.keys import rotate_checkpoint_key
+
+        key_id = rotate_checkpoint_key(settings)
+        print(f"new checkpoint key {key_id}; the gateway signs with it after a restart")
+        return 0
+    if args.audit_command == "verify":
+        reports = verify_sink(settings, [Path(p) for p in args.public_key])
+        print("\n".join(verify_report(reports)))
+        return 0 if all(report.ok for report in reports) else 1
+    records = search_events(settings, _audit_query(args), limit=args.limit)
+    fmt = getattr(args, "format", "jsonl")
+    for line in export_lines(records, fmt):
+        print(line)
     return 0
 
 
@@ -425,6 +460,7 @@ def _parser() -> argparse.ArgumentParser:
         "tail", help="print the latest events", parents=[common]
     )
     tail.add_argument("--limit", type=int, default=20)
+    _audit_parsers(audit_commands, common)
     _deps_parser(commands, common)
     _probe_parser(commands, common)
     _keys_parser(commands, common)
@@ -455,6 +491,36 @@ def _keys_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
     )
     rotate.add_argument("kind", choices=KEY_KINDS)
+
+
+def _audit_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
+    verify = commands.add_parser(
+        "verify", help="check the hash chains and signed checkpoints", parents=[common]
+    )
+    verify.add_argument(
+        "--public-key",
+        action="append",
+        default=[],
+        help="another instance's checkpoint public JWK file; repeatable",
+    )
+    commands.add_parser(
+        "rotate-key", help="retire the checkpoint signing key", parents=[common]
+    )
+    search = commands.add_parser("search", help="find events", parents=[common])
+    export = commands.add_parser(
+        "export", help="events as FHIR AuditEvents or JSON Lines", parents=[common]
+    )
+    export.add_argument("--format", choices=("fhir", "jsonl"), default="jsonl")
+    for parser in (search, export):
+        parser.add_argument("--since", help="ISO time, inclusive (UTC)")
+        parser.add_argument("--until", help="ISO time, exclusive (UTC)")
+        parser.add_argument("--client", help="client id")
+        parser.add_argument("--outcome", choices=("served", "refused", "failed"))
+        parser.add_argument("--correlation-id")
+        parser.add_argument("--patient", help="a patient identifier (hashed here)")
+        parser.add_argument("--patient-hash", help="a recorded patient hash")
+        parser.add_argument("--type", choices=("request", "security", "checkpoint"))
+        parser.add_argument("--limit", type=int, default=1000)
 
 
 def _deps_parser(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -514,16 +580,27 @@ _COMMANDS = {
 }
 
 
+def _configure_logging(level: str) -> None:
+    """Diagnostic logs to stderr, every record redacted (even at DEBUG); the
+    audit stream never goes through logging."""
+    from kaitiaki.audit.redact import RedactingFilter
+
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if hasattr(args, "lock") and args.lock is None:
         args.lock = list(_LOCKS)
-    logging.basicConfig(
-        level=os.environ.get("KAITIAKI_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(os.environ.get("KAITIAKI_LOG_LEVEL", "INFO"))
     try:
         return _COMMANDS[args.command](args)
     except KaitiakiError as exc:

@@ -9,6 +9,7 @@ a stable machine ``code``::
     │   ├── OutOfScope              a request would leave the probed hosts or methods
     │   └── BudgetSpent             the profile's request budget is used up
     ├── StoreUnavailable            the rate limiter's counter store is unreachable
+    ├── AuditSinkError              the audit sink cannot write or read
     └── Refusal                     a request is refused; becomes a 4xx/5xx reply
         ├── BadRequest              400 malformed path, query, header or body
         │   └── InvalidRequestContext
@@ -73,6 +74,12 @@ class StoreUnavailable(KaitiakiError):
     client: the limiter turns it into a refusal or its degraded mode."""
 
     code = "store_unavailable"
+
+
+class AuditSinkError(KaitiakiError):
+    """The audit sink failed; the message names the sink, never a record."""
+
+    code = "audit_sink"
 
 
 class Refusal(KaitiakiError):

@@ -31,6 +31,11 @@ _DECODABLE = frozenset(
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _CORRELATION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A correlation id is logged as it is, so one that holds an NHI is not "safe".
+_NHI_LIKE = re.compile(
+    r"(?<![A-Za-z0-9])[A-HJ-NP-Z]{3}[0-9]{2}(?:[0-9]{2}|[A-HJ-NP-Z]{2})(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
 
 
 def _decode_percent(match: re.Match[str]) -> str:
@@ -105,10 +110,13 @@ def encode_query(pairs: tuple[tuple[str, str], ...]) -> str:
 
 
 def correlation_id(headers: dict[str, list[str]]) -> str:
-    """The caller's correlation id when it is one safe value, else a new UUID."""
+    """The caller's correlation id when it is one safe value (the pattern, at
+    most 64 characters, no NHI in it), else a new UUID."""
     for name in ("x-correlation-id", "correlation-id"):
         values = headers.get(name, [])
-        if len(values) == 1 and _CORRELATION_ID.fullmatch(values[0]):
+        if len(values) != 1 or not _CORRELATION_ID.fullmatch(values[0]):
+            continue
+        if not _NHI_LIKE.search(values[0]):
             return values[0]
     return str(uuid.uuid4())
 

@@ -49,6 +49,7 @@ def _config(gateway: int, issuer: int, refapi: int, admin: int) -> str:
     text = (Path(__file__).parents[2] / "src/kaitiaki/demo.toml").read_text()
     text = text.replace("8080", str(gateway)).replace("8090", str(issuer))
     text = text.replace("8081", str(refapi)).replace("8079", str(admin))
+    text = text.replace("9464", str(free_port()))
     return text.replace('demo-system = "600/minute"', 'demo-system = "25/minute"')
 
 

@@ -208,9 +208,13 @@ class GatewayUnderTest:
     recorder: Recorder
     audit_path: Path
 
-    def events(self) -> list[dict[str, Any]]:
+    def records(self) -> list[dict[str, Any]]:
         lines = self.audit_path.read_text().splitlines()
         return [json.loads(line) for line in lines]
+
+    def events(self) -> list[dict[str, Any]]:
+        """The request events (security events and checkpoints left out)."""
+        return [r for r in self.records() if r["event_type"] == "request"]
 
 
 @pytest.fixture

@@ -751,7 +751,7 @@ def test_request_context_fields_reach_the_trail(
         gateway, principal, match_interaction("GET", "/Patient"), request, trail
     )
     assert (trail.organisation, trail.facility) == ("GQX042-A", "FQX042-E")
-    assert trail.purpose_of_use == ("RECORDMGT",)
+    assert trail.purpose_of_use == "RECORDMGT"
     assert access.request_context is not None
 
 

@@ -1,24 +1,22 @@
 """The gateway as an ASGI application: one request, one way through.
 
 edge → filter → authenticate → throttle → authorise → validate → upstream,
-with exactly one audit event per request, committed before the reply is sent.
+with exactly one audit event per request, taken before the reply is sent
+(committed first with ``strict`` durability, queued with ``batched``).
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from anyio import to_thread
 
-from kaitiaki.audit import AuditEvent, AuditSink, open_sink
-from kaitiaki.errors import DependencyUnavailable, InternalFault, Refusal
+from kaitiaki.errors import InternalFault, Refusal
+from kaitiaki.gateway.auditing import GatewayAudit
 from kaitiaki.gateway.exchange import Trail, handle_request
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.iam.suspensions import Suspensions
@@ -45,7 +43,7 @@ class Gateway:
         self.session: aiohttp.ClientSession | None = None
         self.keys: JwksCache | None = None
         self.limits: RateLimits | None = None
-        self.sink: AuditSink | None = None
+        self.audit: GatewayAudit | None = None
         self.suspensions = Suspensions(None)
 
     async def startup(self) -> None:
@@ -53,9 +51,14 @@ class Gateway:
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, trust_env=False
         )
-        self.keys = JwksCache(self.settings.auth, self.session, self.clock)
+        self.audit = GatewayAudit(self.settings, self.clock)
+        self.keys = JwksCache(
+            self.settings.auth,
+            self.session,
+            self.clock,
+            on_fetch_failure=self.audit.jwks_fetch_failed,
+        )
         self.limits = RateLimits(self.settings.limits)
-        self.sink = open_sink(self.settings.audit)
         self.suspensions = Suspensions(Path(self.settings.admin.suspensions_file))
         _warn_weak_policies(self.settings)
         logger.info("gateway %s ready", self.settings.gateway.instance)
@@ -77,8 +80,8 @@ class Gateway:
             await self.session.close()
         if self.limits is not None:
             await self.limits.close()
-        if self.sink is not None:
-            self.sink.close()
+        if self.audit is not None:
+            self.audit.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -117,34 +120,9 @@ class Gateway:
         await _send_reply(send, reply, trail.correlation_id)
 
     async def _audit(self, trail: Trail, reply: Reply, started: float) -> Reply:
-        event = AuditEvent(
-            time=datetime.fromtimestamp(self.clock(), UTC).isoformat(),
-            instance=self.settings.gateway.instance,
-            correlation_id=trail.correlation_id,
-            method=trail.method,
-            route=trail.route,
-            status=reply.status,
-            outcome=trail.outcome(reply.status),
-            client_address=trail.client_address,
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            interaction=trail.interaction,
-            resource_type=trail.resource_type,
-            client_id=trail.client_id,
-            subject=trail.subject,
-            refusal_code=trail.refusal_code,
-            refusal_step=trail.refusal_step,
-            bytes_in=trail.bytes_in,
-            bytes_out=len(reply.body),
-        )
-        sink = self.sink
-        if sink is None:
-            return _unaudited()
-        try:
-            await to_thread.run_sync(sink.write, event)
-        except (OSError, sqlite3.Error):
-            logger.exception("audit sink failed; refusing rather than serve unaudited")
-            return _unaudited()
-        return reply
+        if self.audit is None:
+            raise RuntimeError("gateway used before startup")
+        return await self.audit.finish(trail, reply, started)
 
 
 def _warn_weak_policies(settings: Settings) -> None:
@@ -156,16 +134,6 @@ def _warn_weak_policies(settings: Settings) -> None:
             "client credentials are accepted without a Request-Context "
             '(authorise.client_credentials = "allow")'
         )
-
-
-def _unaudited() -> Reply:
-    return refusal_reply(
-        DependencyUnavailable(
-            "The request could not be recorded; try again later.",
-            detail="audit_unavailable",
-            headers={"Retry-After": "5"},
-        )
-    )
 
 
 async def _send_reply(send: Send, reply: Reply, correlation_id: str) -> None:

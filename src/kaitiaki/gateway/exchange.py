@@ -69,13 +69,19 @@ class Trail:
     resource_type: str | None = None
     client_id: str | None = None
     subject: str | None = None
-    # From a validated Request-Context, for audit and per-organisation limits.
-    organisation: str | None = None
-    facility: str | None = None
-    purpose_of_use: tuple[str, ...] | None = None
+    scope: str | None = None
+    token_id: str | None = None  # the jti, hashed before it is recorded
     refusal_code: str | None = None
     refusal_step: str | None = None
     bytes_in: int = 0
+    # From Request-Context, once parsed: HPI organisation and facility ids and
+    # the purpose-of-use codes, space-separated; never names or user ids.
+    organisation: str | None = None
+    facility: str | None = None
+    purpose_of_use: str | None = None
+    # Raw, for the audit event to hash; never serialised as they are.
+    resource_id: str | None = None
+    query: tuple[tuple[str, str], ...] = ()
 
     def refuse(self, refusal: Refusal) -> None:
         self.refusal_code, self.refusal_step = refusal.detail, self.step
@@ -98,6 +104,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
     query = parse_query(scope.get("query_string", b""), max_bytes=limits.max_uri_bytes)
+    trail.query = query
     return CanonicalRequest(
         method=scope["method"],
         path=path,
@@ -117,6 +124,7 @@ def _route(gateway: Gateway, request: CanonicalRequest, trail: Trail) -> Interac
     trail.route = base + interaction.route
     trail.interaction = interaction.name
     trail.resource_type = interaction.resource_type
+    trail.resource_id = interaction.resource_id
     return interaction
 
 
@@ -235,7 +243,7 @@ def _authorise(
     if context is not None:
         access.request_context = context.encoded
         trail.organisation, trail.facility = context.organisation, context.facility
-        trail.purpose_of_use = context.purpose_of_use
+        trail.purpose_of_use = " ".join(context.purpose_of_use)
     decision = _decide(gateway, access, interaction, request)
     return access, decision.request
 
@@ -256,6 +264,22 @@ def _decide(
     access.patient = access.patient or decision.patient
     access.rules = access.rules or decision.rules
     return decision
+
+
+async def _authenticate(
+    gateway: Gateway, request: CanonicalRequest, trail: Trail, now: float
+) -> Principal:
+    """The caller's verified principal; a suspended client is refused."""
+    settings = gateway.settings
+    token = bearer_token(request, max_bytes=settings.auth.max_token_bytes)
+    if gateway.keys is None:
+        raise RuntimeError("gateway used before startup")
+    principal = await verify_access_token(token, settings.auth, gateway.keys, int(now))
+    trail.client_id, trail.subject = principal.client_id, principal.subject
+    trail.scope, trail.token_id = principal.scope, principal.token_id
+    if gateway.suspensions.is_suspended(principal.client_id):
+        raise Forbidden("The client is suspended.", detail="client_suspended")
+    return principal
 
 
 async def handle_request(
@@ -279,15 +303,7 @@ async def handle_request(
     access: Access | None = None
     if not public:
         trail.step = "authenticate"
-        token = bearer_token(request, max_bytes=settings.auth.max_token_bytes)
-        if gateway.keys is None:
-            raise RuntimeError("gateway used before startup")
-        principal = await verify_access_token(
-            token, settings.auth, gateway.keys, int(now)
-        )
-        trail.client_id, trail.subject = principal.client_id, principal.subject
-        if gateway.suspensions.is_suspended(principal.client_id):
-            raise Forbidden("The client is suspended.", detail="client_suspended")
+        principal = await _authenticate(gateway, request, trail, now)
 
         trail.step = "throttle"
         grant = await gateway.limits.check_client(
@@ -316,13 +332,17 @@ async def handle_request(
                 trail.step = "authorise"
                 request = _decide(gateway, access, interaction, request).request
                 body = encode_query(request.query).encode()
+            trail.query = request.query
         except BaseException:
             # A refused request gives its concurrency lease back at once.
             await gateway.limits.release(grant)
             raise
 
-    trail.step = "upstream"
     try:
+        trail.step = "audit"
+        if gateway.audit is not None:
+            gateway.audit.check_ready()
+        trail.step = "upstream"
         reply = await _proxy(
             gateway, request, body, trail, cacheable=public, access=access
         )

@@ -24,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from kaitiaki.audit import AuditEvent, read_events
+from kaitiaki.audit import AuditEvent
+from kaitiaki.audit.commands import search_events
+from kaitiaki.audit.sinks import Query
 from kaitiaki.errors import (
     BadRequest,
     DependencyUnavailable,
@@ -124,16 +126,14 @@ class AdminPlane:
         )
 
     async def _write(self, event: AuditEvent) -> None:
-        sink = self._gateway.sink
-        if sink is None:
+        audit = self._gateway.audit
+        if audit is None:
             raise DependencyUnavailable("The admin action could not be recorded.")
-        try:
-            await to_thread.run_sync(sink.write, event)
-        except (OSError, sqlite3.Error, KaitiakiError) as exc:
-            logger.error("admin audit write failed: %s", type(exc).__name__)
+        if not await audit.recorder.record(event.to_record()):
+            logger.error("admin audit write failed")
             raise DependencyUnavailable(
                 "The admin action could not be recorded.", detail="audit_unavailable"
-            ) from exc
+            )
 
     async def run(
         self, request: Request, action: str, route: str, target: str, work: Work
@@ -251,12 +251,10 @@ class AdminPlane:
         raw = request.query_params.get("limit", "50")
         if not raw.isdigit() or not 1 <= int(raw) <= cap:
             raise BadRequest(f"limit must be a number from 1 to {cap}.", detail="limit")
-        wanted = request.query_params.get("client_id")
+        query = Query(client_id=request.query_params.get("client_id"))
         events = await to_thread.run_sync(
-            lambda: read_events(self.settings.audit, limit=int(raw))
+            lambda: search_events(self.settings.audit, query, limit=int(raw))
         )
-        if wanted is not None:
-            events = [event for event in events if event.get("client_id") == wanted]
         return {"events": events}
 
 

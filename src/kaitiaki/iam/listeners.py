@@ -34,6 +34,8 @@ def server_config(app: Any, host: str, port: int, **tls: Any) -> uvicorn.Config:
         server_header=False,
         proxy_headers=False,
         log_level="warning",
+        # Our logging setup (and its redacting filter) for uvicorn's loggers too.
+        log_config=None,
         **tls,
     )
 

@@ -15,7 +15,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, Key, OKPKey, RSAKey, import_key
 
 from kaitiaki.errors import ConfigError
-from kaitiaki.iam.files import read_owner_only
+from kaitiaki.iam import files
 
 __all__ = [
     "algorithm_for",
@@ -23,8 +23,10 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "make_private_dir",
+    "read_owner_only",
     "write_json",
     "write_private_key",
+    "write_private_text",
 ]
 
 _CURVE_ALGORITHMS = {"P-256": "ES256", "P-384": "ES384", "Ed25519": "EdDSA"}
@@ -63,8 +65,15 @@ def make_private_dir(directory: Path) -> None:
 
 def write_private_key(path: Path, key: Key) -> None:
     """Write a private JWK to a new file of mode 0600; never overwrite one."""
+    write_private_text(
+        path, json.dumps(key.as_dict(private=True), indent=2, sort_keys=True)
+    )
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write secret text to a new file of mode 0600 in an owner-only folder;
+    never overwrite one."""
     make_private_dir(path.parent)
-    text = json.dumps(key.as_dict(private=True), indent=2, sort_keys=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
@@ -87,13 +96,14 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
         raise ConfigError(f"{path}: cannot write: {exc}") from exc
 
 
-def _read_owner_only(path: Path) -> str:
-    return read_owner_only(path, "key file")
+def read_owner_only(path: Path) -> str:
+    """The text of a key file that only its owner, the running user, may read."""
+    return files.read_owner_only(path, "key file")
 
 
 def load_private_key(path: Path) -> Key:
     """Load an owner-only private JWK file, with a ``kid`` and a known alg."""
-    text = _read_owner_only(path)
+    text = read_owner_only(path)
     try:
         data = json.loads(text)
         key = import_key(data)

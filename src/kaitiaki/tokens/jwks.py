@@ -90,10 +90,12 @@ class JwksCache:
         settings: AuthSettings,
         session: aiohttp.ClientSession,
         clock: Callable[[], float],
+        on_fetch_failure: Callable[[str], None] | None = None,
     ) -> None:
         self._settings = settings
         self._session = session
         self._clock = clock
+        self._on_fetch_failure = on_fetch_failure
         self._keys: dict[str, VerificationKey] = {}
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
@@ -146,6 +148,8 @@ class JwksCache:
                     self._settings.issuer,
                     type(exc).__name__,
                 )
+                if self._on_fetch_failure is not None:
+                    self._on_fetch_failure(type(exc).__name__)
                 return
             self.fetch_count += 1
             self._keys = keys

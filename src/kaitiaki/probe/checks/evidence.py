@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kaitiaki.audit import read_events
+from kaitiaki.audit.commands import search_events
+from kaitiaki.audit.sinks import Query
 from kaitiaki.deps import audit_requirements, load_advisories, read_lock
 from kaitiaki.deps.lockfile import LockedRequirement
 from kaitiaki.errors import ConfigError, ProbeError
@@ -32,7 +33,7 @@ def _events(target: Target) -> list[dict[str, Any]]:
     else:
         return []
     try:
-        return read_events(settings, limit=MAX_EVENTS)
+        return [dict(r) for r in search_events(settings, Query(), limit=MAX_EVENTS)]
     except ConfigError as exc:
         raise ProbeError(f"cannot read the audit export: {exc}") from exc
 
