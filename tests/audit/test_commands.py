@@ -33,6 +33,7 @@ path = "{path}"
 def trail(tmp_path: Path) -> Path:
     config = tmp_path / "kaitiaki.toml"
     config.write_text(TOML.format(path=tmp_path / "var" / "audit.sqlite"))
+    config.chmod(0o600)  # the gateway refuses settings others can read
     settings = load_settings(config).audit
     keys = load_audit_keys(settings)
     recorder = Recorder(settings, "gw-a", open_sink(settings), keys)

@@ -193,11 +193,11 @@ default_rate = "1000/minute"
 address_rate = "5000/minute"
 [limits.clients]
 limited = "3/minute"
+[authorise]
+{authorise}
 [audit]
 sink = "jsonl"
 path = "{tmp / "audit.jsonl"}"
-[authorise]
-{authorise}
 {extra}
 """
 

@@ -60,6 +60,7 @@ def gateway_process(
     root.mkdir(parents=True, exist_ok=True)
     config = root / "kaitiaki.toml"
     config.write_text(settings_text(issuer, upstream, root, audit, port, instance))
+    config.chmod(0o600)  # the gateway refuses settings others can read
     log = root / "gateway.log"
     env = {**os.environ, "KAITIAKI_LOG_LEVEL": log_level}
     with log.open("wb") as handle:

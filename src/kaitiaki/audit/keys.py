@@ -51,7 +51,7 @@ class AuditKeys:
 def _hmac_key(path: Path) -> tuple[bytes, bool]:
     created = not path.exists()
     if created:
-        write_private_text(path, secrets.token_hex(32) + "\n")
+        write_private_text(path, secrets.token_hex(32), exist_ok=True)
     try:
         key = bytes.fromhex(read_owner_only(path).strip())
     except ValueError as exc:
@@ -65,9 +65,12 @@ def _checkpoint_key(path: Path) -> tuple[CheckpointSigner, bool]:
     created = not path.exists()
     if created:
         key = OKPKey.generate_key("Ed25519", private=True, auto_kid=True)
-        write_private_key(path, key)
-        write_json(_public_path(path), key.as_dict(private=False))
+        write_private_key(path, key, exist_ok=True)
     loaded = load_private_key(path)
+    if created:
+        # The public half of the key that won, should another process have
+        # created the file first.
+        write_json(_public_path(path), loaded.as_dict(private=False))
     private = loaded.private_key
     if not isinstance(private, Ed25519PrivateKey):
         raise ConfigError(f"{path}: the checkpoint key must be an Ed25519 JWK")

@@ -63,24 +63,41 @@ def make_private_dir(directory: Path) -> None:
         raise ConfigError(f"{directory}: cannot create directory: {exc}") from exc
 
 
-def write_private_key(path: Path, key: Key) -> None:
+def write_private_key(path: Path, key: Key, *, exist_ok: bool = False) -> None:
     """Write a private JWK to a new file of mode 0600; never overwrite one."""
     write_private_text(
-        path, json.dumps(key.as_dict(private=True), indent=2, sort_keys=True)
+        path,
+        json.dumps(key.as_dict(private=True), indent=2, sort_keys=True),
+        exist_ok=exist_ok,
     )
 
 
-def write_private_text(path: Path, text: str) -> None:
+def write_private_text(path: Path, text: str, *, exist_ok: bool = False) -> None:
     """Write secret text to a new file of mode 0600 in an owner-only folder;
-    never overwrite one."""
+    never overwrite one.
+
+    The file appears whole or not at all (written aside, then linked into
+    place), so processes starting together never read half a key. With
+    ``exist_ok`` a file another process created first is kept.
+    """
     make_private_dir(path.parent)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(scratch, path)
+    except FileExistsError as exc:
+        if exist_ok and path.exists():
+            return
+        raise ConfigError(f"{path}: cannot create key file: it exists") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot create key file: {exc}") from exc
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)
-        handle.write(text + "\n")
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
