@@ -25,8 +25,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from kaitiaki.settings import AuthSettings
-from kaitiaki.tokens.jwks import VerificationKey, _import_key
 from kaitiaki.tokens.jwt import verify_access_token
+from kaitiaki.tokens.keys import VerificationKey, import_public_key
 
 ISSUER = "https://issuer.bench"
 AUDIENCE = "https://gateway.bench/fhir"
@@ -100,7 +100,7 @@ def bench(alg: str, rounds: int) -> dict[str, float | str]:
     }
     header = {"alg": alg, "typ": "at+jwt", "kid": key.kid}
     token = jwt.encode(header, claims, key, algorithms=[alg])
-    imported = _import_key({**key.as_dict(private=False), "alg": alg})
+    imported = import_public_key({**key.as_dict(private=False), "alg": alg})
     if imported is None:
         raise SystemExit(f"cannot import {alg} key")
     settings = AuthSettings(

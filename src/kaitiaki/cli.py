@@ -43,7 +43,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kaitiaki.gateway.app import Gateway
 
     settings = _settings(args)
-    _serve_asgi(Gateway(settings), settings.gateway.host, settings.gateway.port)
+    gateway = Gateway(settings, environ=os.environ)
+    _serve_asgi(gateway, settings.gateway.host, settings.gateway.port)
     return 0
 
 

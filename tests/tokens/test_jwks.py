@@ -10,7 +10,8 @@ from joserfc.jwk import ECKey
 
 from kaitiaki.errors import DependencyUnavailable
 from kaitiaki.settings import AuthSettings
-from kaitiaki.tokens.jwks import JwksCache, _import_key
+from kaitiaki.tokens.jwks import JwksCache
+from kaitiaki.tokens.keys import import_public_key
 from tests.conftest import ThreadServer, free_port
 from tests.gateway.conftest import issuer_app
 
@@ -90,7 +91,7 @@ async def test_jwks_never_fetched_fails_closed() -> None:
 def test_import_key_fixes_algorithm_by_key(
     jwk: dict[str, str], algorithms: set[str] | None
 ) -> None:
-    imported = _import_key(jwk)
+    imported = import_public_key(jwk)
     if algorithms is None:
         assert imported is None
     else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +23,7 @@ from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.limits import RateLimits
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import JwksCache
+from kaitiaki.tokens.services import TokenServices, open_token_services
 
 __all__ = ["Gateway"]
 
@@ -37,11 +38,20 @@ Send = Callable[[Message], Awaitable[None]]
 class Gateway:
     """ASGI application; the shared clients are opened in the lifespan."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
+    ):
         self.settings = settings
         self.clock = clock
+        # Secret references (env:NAME) resolve against this, given by the CLI.
+        self.environ: Mapping[str, str] = environ or {}
         self.session: aiohttp.ClientSession | None = None
         self.keys: JwksCache | None = None
+        self.tokens: TokenServices | None = None
         self.limits: RateLimits | None = None
         self.sink: AuditSink | None = None
 
@@ -51,6 +61,9 @@ class Gateway:
             connector=connector, auto_decompress=True, trust_env=False
         )
         self.keys = JwksCache(self.settings.auth, self.session, self.clock)
+        self.tokens = open_token_services(
+            self.settings.auth, self.session, self.keys, self.clock, self.environ
+        )
         self.limits = RateLimits(self.settings.limits)
         self.sink = open_sink(self.settings.audit)
         logger.info("gateway %s ready", self.settings.gateway.instance)
@@ -60,6 +73,8 @@ class Gateway:
             await self.session.close()
         if self.limits is not None:
             await self.limits.close()
+        if self.tokens is not None:
+            await self.tokens.replay.close()
         if self.sink is not None:
             self.sink.close()
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kaitiaki.controls.authenticate import bearer_token
+from kaitiaki.controls.authenticate import authenticate, refuse_token_in_form
 from kaitiaki.controls.authorise import authorise
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
@@ -32,7 +32,7 @@ from kaitiaki.request import (
     encode_query,
     parse_query,
 )
-from kaitiaki.tokens import verify_access_token
+from kaitiaki.tokens.mtls import certificate_from
 
 if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive, Scope
@@ -80,6 +80,10 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
     query = parse_query(scope.get("query_string", b""), max_bytes=limits.max_uri_bytes)
+    tls = scope.get("extensions", {}).get("tls")
+    certificate = certificate_from(
+        tls, headers, trail.client_address, gateway.settings.auth.mtls
+    )
     return CanonicalRequest(
         method=scope["method"],
         path=path,
@@ -88,6 +92,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         client_address=trail.client_address,
         correlation_id=trail.correlation_id,
         scheme=scope.get("scheme", "http"),
+        client_certificate=certificate,
     )
 
 
@@ -134,6 +139,7 @@ async def _body(
                 "A search body must be form-encoded.", detail="search_form"
             )
         form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
+        refuse_token_in_form(form)
         query = check_search(request.query + form, gateway.settings.validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
         return encode_query(merged.query).encode(), merged
@@ -172,12 +178,9 @@ async def handle_request(
     body: bytes | None = None
     if not public:
         trail.step = "authenticate"
-        token = bearer_token(request, max_bytes=settings.auth.max_token_bytes)
-        if gateway.keys is None or gateway.limits is None:
+        if gateway.tokens is None or gateway.limits is None:
             raise RuntimeError("gateway used before startup")
-        principal = await verify_access_token(
-            token, settings.auth, gateway.keys, int(now)
-        )
+        principal = await authenticate(request, settings, gateway.tokens, int(now))
         trail.client_id, trail.subject = principal.client_id, principal.subject
 
         trail.step = "throttle"
