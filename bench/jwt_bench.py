@@ -21,15 +21,21 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_der_public_key,
+)
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from kaitiaki.settings import AuthSettings
-from kaitiaki.tokens.jwt import verify_access_token
+from kaitiaki.tokens.jwt import JwtVerifier
 from kaitiaki.tokens.keys import VerificationKey, import_public_key
 
 ISSUER = "https://issuer.bench"
 AUDIENCE = "https://gateway.bench/fhir"
+REPEATS = 5
 
 
 class WarmKeys:
@@ -50,7 +56,10 @@ def _bare_verifier(alg: str, key: Any, token: str) -> Callable[[], None]:
     head, payload, signature = token.split(".")
     message = f"{head}.{payload}".encode()
     raw = _b64decode(signature)
-    public = key.public_key
+    # The fastest form of the public key for OpenSSL: loaded from DER.
+    public = load_der_public_key(
+        key.public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    )
     if alg.startswith("ES"):
         size = len(raw) // 2
         der = encode_dss_signature(
@@ -85,6 +94,21 @@ def _measure(call: Callable[[], object], rounds: int) -> float:
     return (time.perf_counter() - started) / rounds * 1e6
 
 
+def _measure_async(verifier: JwtVerifier, token: str, now: int, rounds: int) -> float:
+    """Tokens verified one after another inside one coroutine, as the gateway
+    does: no event-loop round trip per token is counted."""
+
+    async def run() -> float:
+        for _ in range(min(rounds, 200)):
+            await verifier.verify(token, now)
+        started = time.perf_counter()
+        for _ in range(rounds):
+            await verifier.verify(token, now)
+        return (time.perf_counter() - started) / rounds * 1e6
+
+    return asyncio.run(run())
+
+
 def bench(alg: str, rounds: int) -> dict[str, float | str]:
     key = _key(alg)
     now = int(time.time())
@@ -106,18 +130,14 @@ def bench(alg: str, rounds: int) -> dict[str, float | str]:
     settings = AuthSettings(
         issuer=ISSUER, audience=AUDIENCE, algorithms=(alg,), allow_rs256=True
     )
-    keys = WarmKeys({str(key.kid): imported})
-    loop = asyncio.new_event_loop()
-
-    def full() -> object:
-        coroutine = verify_access_token(token, settings, keys, now)  # type: ignore[arg-type]
-        return loop.run_until_complete(coroutine)
-
-    try:
-        gateway = _measure(full, rounds)
-    finally:
-        loop.close()
-    bare = _measure(_bare_verifier(alg, key, token), rounds)
+    verifier = JwtVerifier(settings, WarmKeys({str(key.kid): imported}))
+    bare_call = _bare_verifier(alg, key, token)
+    # Interleaved repeats, best of each: the machine is shared and noisy.
+    fulls, bares = [], []
+    for _ in range(REPEATS):
+        fulls.append(_measure_async(verifier, token, now, rounds))
+        bares.append(_measure(bare_call, rounds))
+    gateway, bare = min(fulls), min(bares)
     return {
         "alg": alg,
         "kaitiaki_us": gateway,
@@ -141,7 +161,7 @@ def main() -> None:
             f"| {row['alg']} | {row['kaitiaki_us']:.1f} | {row['bare_us']:.1f} | "
             f"{row['overhead_us']:.1f} |"
         )
-    print(json.dumps(results))
+    print(json.dumps(results), flush=True)
 
 
 if __name__ == "__main__":

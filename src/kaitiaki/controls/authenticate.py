@@ -24,7 +24,6 @@ from kaitiaki.request import CanonicalRequest
 from kaitiaki.settings import Settings
 from kaitiaki.tokens.compact import looks_like_jws, refuse
 from kaitiaki.tokens.dpop import verify_proof
-from kaitiaki.tokens.jwt import verify_access_token
 from kaitiaki.tokens.mtls import check_certificate_binding
 from kaitiaki.tokens.principal import Principal
 from kaitiaki.tokens.services import TokenServices
@@ -84,9 +83,7 @@ async def _verify(
     credential: Credential, settings: Settings, services: TokenServices, now: int
 ) -> Principal:
     if looks_like_jws(credential.token):
-        return await verify_access_token(
-            credential.token, settings.auth, services.keys, now
-        )
+        return await services.jwt.verify(credential.token, now)
     if services.introspector is None:
         raise refuse("opaque_not_accepted")
     return await services.introspector.principal(credential.token, now)

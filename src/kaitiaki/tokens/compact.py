@@ -7,7 +7,6 @@ payload must be strict JSON objects (no duplicate members, bounded depth).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from dataclasses import dataclass
@@ -37,15 +36,25 @@ def looks_like_jws(token: str) -> bool:
     return token.count(".") == 2 and token.startswith("eyJ")
 
 
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# Low bits the last character may not set, by segment length modulo 4.
+_STRAY_BITS = {0: 0, 2: 0x0F, 3: 0x03}
+
+
 def _b64decode(segment: str) -> bytes:
+    """Canonical base64url only: one spelling per byte string (no stray bits)."""
+    stray = _STRAY_BITS.get(len(segment) % 4)
+    if stray is None or (segment and _ALPHABET.index(segment[-1]) & stray):
+        raise refuse("token_bad_base64")
+    # The shape regex already limited the text to the base64url alphabet.
+    padded = segment.encode("ascii").translate(_TO_STANDARD) + b"=" * (
+        -len(segment) % 4
+    )
     try:
-        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        return binascii.a2b_base64(padded)
     except (binascii.Error, ValueError) as exc:
         raise refuse("token_bad_base64") from exc
-    # Two spellings of the same bytes (stray low bits) are refused.
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != segment.encode():
-        raise refuse("token_bad_base64")
-    return raw
 
 
 def decode_object(segment: str) -> dict[str, Any]:
@@ -73,15 +82,21 @@ class CompactJws:
         return decode_object(self.payload_segment)
 
 
-def split_compact(token: str, *, max_bytes: int) -> CompactJws:
-    """Split and decode the header of ``token``; refuse anything malformed."""
+def split_compact(
+    token: str, *, max_bytes: int, known_header: dict[str, Any] | None = None
+) -> CompactJws:
+    """Split and decode the header of ``token``; refuse anything malformed.
+
+    ``known_header`` is the already checked header of this exact header
+    segment (see :class:`kaitiaki.tokens.jwt.JwtVerifier`), not decoded again.
+    """
     if len(token) > max_bytes:
         raise refuse("token_too_large")
     if not _COMPACT.fullmatch(token):
         raise refuse("token_not_compact_jws")
     head, payload, signature = token.split(".")
     return CompactJws(
-        header=decode_object(head),
+        header=decode_object(head) if known_header is None else known_header,
         payload_segment=payload,
         signing_input=f"{head}.{payload}".encode("ascii"),
         signature=_b64decode(signature),

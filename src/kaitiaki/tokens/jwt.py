@@ -18,6 +18,7 @@ from kaitiaki.tokens.keys import VerificationKey
 from kaitiaki.tokens.principal import Principal
 
 __all__ = [
+    "JwtVerifier",
     "KeySource",
     "Principal",
     "check_claims",
@@ -49,10 +50,8 @@ def _check_typ(header: dict[str, Any], settings: AuthSettings) -> None:
         raise refuse("typ_not_at_jwt")
 
 
-def read_header(token: str, settings: AuthSettings) -> tuple[CompactJws, str]:
-    """Check shape and header; return the split token and the ``kid``."""
-    jws = split_compact(token, max_bytes=settings.max_token_bytes)
-    header = jws.header
+def check_header(header: dict[str, Any], settings: AuthSettings) -> str:
+    """Check the JOSE header of an access token; return its ``kid``."""
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in settings.allowed_algorithms():
         raise refuse("alg_not_allowed")
@@ -64,7 +63,13 @@ def read_header(token: str, settings: AuthSettings) -> tuple[CompactJws, str]:
     kid = header.get("kid")
     if not isinstance(kid, str) or not _KID.fullmatch(kid):
         raise refuse("kid_invalid")
-    return jws, kid
+    return kid
+
+
+def read_header(token: str, settings: AuthSettings) -> tuple[CompactJws, str]:
+    """Check shape and header; return the split token and the ``kid``."""
+    jws = split_compact(token, max_bytes=settings.max_token_bytes)
+    return jws, check_header(jws.header, settings)
 
 
 def check_claims(claims: dict[str, Any], settings: AuthSettings, now: int) -> Principal:
@@ -83,6 +88,12 @@ async def verify_access_token(
 ) -> Principal:
     """Verify ``token`` completely; raise :class:`InvalidToken` on any fault."""
     jws, kid = read_header(token, settings)
+    return await _verify_split(jws, kid, settings, keys, now)
+
+
+async def _verify_split(
+    jws: CompactJws, kid: str, settings: AuthSettings, keys: KeySource, now: int
+) -> Principal:
     found = await keys.get(kid)
     if found is None:
         raise refuse("kid_unknown")
@@ -92,3 +103,41 @@ async def verify_access_token(
     if not found.verify(alg, jws.signing_input, jws.signature):
         raise refuse("bad_signature")
     return check_claims(jws.payload(), settings, now)
+
+
+class JwtVerifier:
+    """:func:`verify_access_token` with a memo of header segments already seen
+    in a verified token.
+
+    Every token one issuer key signs carries the same header segment, so its
+    decision (shape, ``alg``, ``typ``, ``kid``) is remembered under the exact
+    segment text, for these immutable settings, once a token with it has
+    verified. Only verified tokens add entries (forgeries cannot fill it), it
+    holds at most ``max_headers``, and the key is still looked up every time.
+    """
+
+    def __init__(
+        self, settings: AuthSettings, keys: KeySource, max_headers: int = 64
+    ) -> None:
+        self._settings = settings
+        self.keys = keys
+        self._headers: dict[str, tuple[dict[str, Any], str]] = {}
+        self._max = max_headers
+
+    async def verify(self, token: str, now: int) -> Principal:
+        settings = self._settings
+        segment = token.partition(".")[0]
+        known = self._headers.get(segment)
+        if known is None:
+            jws, kid = read_header(token, settings)
+        else:
+            jws = split_compact(
+                token, max_bytes=settings.max_token_bytes, known_header=known[0]
+            )
+            kid = known[1]
+        principal = await _verify_split(jws, kid, settings, self.keys, now)
+        if known is None:
+            if len(self._headers) >= self._max:
+                self._headers.clear()
+            self._headers[segment] = (jws.header, kid)
+        return principal

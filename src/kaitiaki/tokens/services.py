@@ -9,7 +9,7 @@ import aiohttp
 
 from kaitiaki.settings import AuthSettings
 from kaitiaki.tokens.introspection import Introspector
-from kaitiaki.tokens.jwt import KeySource
+from kaitiaki.tokens.jwt import JwtVerifier, KeySource
 from kaitiaki.tokens.nonce import DpopNonces
 from kaitiaki.tokens.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from kaitiaki.tokens.secretref import resolve_secret
@@ -21,7 +21,7 @@ __all__ = ["TokenServices", "open_token_services"]
 class TokenServices:
     """The I/O the authenticate step needs, opened once by the gateway."""
 
-    keys: KeySource
+    jwt: JwtVerifier
     introspector: Introspector | None
     replay: ReplayCache
     nonces: DpopNonces
@@ -50,7 +50,7 @@ def open_token_services(
     if auth.introspection is not None:
         introspector = Introspector(auth, session, environ)
     return TokenServices(
-        keys=keys,
+        jwt=JwtVerifier(auth, keys),
         introspector=introspector,
         replay=replay,
         nonces=DpopNonces(secret, dpop.nonce_lifetime_seconds),
