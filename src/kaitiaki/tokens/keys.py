@@ -10,6 +10,8 @@ the already-split segments.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -139,6 +141,14 @@ def _usable(jwk: dict[str, Any]) -> bool:
     return ops_ok and jwk.get("use", "sig") == "sig"
 
 
+def _rsa_bits(public: dict[str, Any]) -> int:
+    modulus = public.get("n")
+    if not isinstance(modulus, str):
+        return 0
+    raw = base64.urlsafe_b64decode(modulus + "=" * (-len(modulus) % 4))
+    return int.from_bytes(raw, "big").bit_length()
+
+
 def _import(kty: str, public: dict[str, Any]) -> Key:
     if kty == "EC":
         return ECKey.import_key(public)
@@ -161,10 +171,11 @@ def import_public_key(jwk: dict[str, Any]) -> VerificationKey | None:
     if not algorithms:
         return None
     try:
-        key = _import(str(kty), public)
-        if isinstance(key, RSAKey) and key.public_key.key_size < _MIN_RSA_BITS:
+        # Weak RSA keys are refused before they are ever imported.
+        if kty == "RSA" and _rsa_bits(public) < _MIN_RSA_BITS:
             return None
+        key = _import(str(kty), public)
         checks = {alg: _check_for(key, alg) for alg in sorted(algorithms)}
-    except (JoseError, ValueError, TypeError):
+    except (JoseError, ValueError, TypeError, binascii.Error):
         return None
     return VerificationKey(key, checks)
