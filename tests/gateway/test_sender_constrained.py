@@ -170,7 +170,10 @@ def _cert_header(der: bytes) -> str:
     return ":" + base64.b64encode(der).decode() + ":"
 
 
-MTLS = '[auth.mtls]\ncertificate_header = "client-cert"\ntrusted_proxies = ["127.0.0.1/32"]\n'
+MTLS = """[auth.mtls]
+certificate_header = "client-cert"
+trusted_proxies = ["127.0.0.1/32"]
+"""
 
 
 def test_certificate_bound_token_needs_that_certificate(
