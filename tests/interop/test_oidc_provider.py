@@ -87,7 +87,7 @@ def test_oidc_provider_tampered_token_is_refused(
     oidc_provider: OidcProvider, deployed: Deployed
 ) -> None:
     token = oidc_provider.token(oidc_provider.app)["access_token"]
-    head, payload, signature = token.split(".")
+    head, _, signature = token.split(".")
     claims = _claims(token)
     claims["scope"] = "system/*.cruds"
     forged = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=")
