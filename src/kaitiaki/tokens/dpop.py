@@ -89,7 +89,7 @@ def _check_claims(
     *,
     method: str,
     url: str,
-    access_token: str,
+    access_token: str | None,
     now: int,
     leeway: int,
 ) -> None:
@@ -106,6 +106,8 @@ def _check_claims(
         raise _refuse("dpop_iat")
     if issued > now + leeway or issued + settings.max_age_seconds + leeway < now:
         raise _refuse("dpop_iat_window")
+    if access_token is None:  # at a token endpoint: no token to bind yet
+        return
     ath = claims.get("ath")
     if not isinstance(ath, str) or not hmac.compare_digest(
         ath, access_token_hash(access_token)
@@ -119,11 +121,15 @@ def verify_proof(
     *,
     method: str,
     url: str,
-    access_token: str,
+    access_token: str | None,
     now: int,
     leeway: int,
 ) -> DpopProof:
-    """Verify ``proof`` for this request and token; raise on any fault."""
+    """Verify ``proof`` for this request and token; raise on any fault.
+
+    ``access_token`` is None only where a token is being requested (the
+    issuer's token endpoint); a resource request always binds ``ath``.
+    """
     try:
         jws = split_compact(proof, max_bytes=settings.max_proof_bytes)
     except InvalidToken as exc:
