@@ -71,9 +71,10 @@ def _keys() -> Keys:
     return Keys(import_public_key(KEY.as_dict(private=False)))
 
 
-async def test_keycloak_token_is_accepted_in_compatibility_mode() -> None:
+@pytest.mark.parametrize("typ", ["JWT", "Bearer", "at+jwt"])
+async def test_keycloak_token_is_accepted_in_compatibility_mode(typ: str) -> None:
     principal = await verify_access_token(
-        _token(_keycloak_claims()), _settings(), _keys(), NOW
+        _token(_keycloak_claims(), typ), _settings(), _keys(), NOW
     )
     assert principal.client_id == "pms-client"  # from azp
     assert principal.scope == "system/Patient.rs system/Observation.rs"
