@@ -398,3 +398,19 @@ def test_rsa_key_of_1024_bits_is_never_loaded() -> None:
         "e": b64(numbers.e.to_bytes(3, "big")),
     }
     assert import_public_key(jwk) is None
+
+
+@pytest.mark.parametrize(
+    ("claims", "issue_code"),
+    [({"exp": 1000, "iat": 900}, "expired"), ({"aud": "billing-api"}, "login")],
+)
+def test_refusal_issue_codes(
+    deployed: Deployed, claims: dict[str, Any], issue_code: str
+) -> None:
+    token = deployed.attack.sign(payload=deployed.attack.claims(**claims))
+    response = deployed.client.get(
+        "/fhir/Patient", headers={**FHIR, "Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert response.json()["issue"][0]["code"] == issue_code
+    assert deployed.recorder.requests == []

@@ -10,8 +10,9 @@ from joserfc.jwk import ECKey
 
 from kaitiaki.errors import DependencyUnavailable
 from kaitiaki.settings import AuthSettings
-from kaitiaki.tokens.jwks import JwksCache, check_endpoint, lifetime, parse_keys
+from kaitiaki.tokens.jwks import JwksCache, lifetime, parse_keys
 from kaitiaki.tokens.keys import import_public_key
+from kaitiaki.tokens.metadata import check_endpoint
 from tests.conftest import ThreadServer, free_port
 from tests.gateway.conftest import issuer_app
 

@@ -35,15 +35,19 @@ async def _redis_available() -> bool:
         await client.aclose()
 
 
+async def _require_redis() -> None:
+    if not await _redis_available():
+        if backends_required():
+            pytest.fail("Redis at 127.0.0.1:6379 is required")
+        pytest.skip("Redis not running")
+
+
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[ReplayCache]:
     if request.param == "memory":
         yield MemoryReplayCache(1000, Clock())
         return
-    if not await _redis_available():
-        if backends_required():
-            pytest.fail("Redis at 127.0.0.1:6379 is required")
-        pytest.skip("Redis not running")
+    await _require_redis()
     prefix = f"kaitiaki-test:{uuid.uuid4().hex}:"
     cache = RedisReplayCache(REDIS_URL, prefix)
     yield cache
@@ -90,10 +94,7 @@ async def test_redis_replay_store_down_fails_closed() -> None:
 
 @pytest.mark.redis
 async def test_redis_replay_keys_expire() -> None:
-    if not await _redis_available():
-        if backends_required():
-            pytest.fail("Redis at 127.0.0.1:6379 is required")
-        pytest.skip("Redis not running")
+    await _require_redis()
     prefix = f"kaitiaki-test:{uuid.uuid4().hex}:"
     cache = RedisReplayCache(REDIS_URL, prefix)
     assert await cache.first_use("expiring", 30)

@@ -32,10 +32,10 @@ from kaitiaki.errors import ConfigError, DependencyUnavailable
 from kaitiaki.issuer.client import build_client_assertion
 from kaitiaki.issuer.keys import load_private_key
 from kaitiaki.settings import AuthSettings, IntrospectionSettings
-from kaitiaki.strictjson import StrictJSONError, loads_strict
+from kaitiaki.strictjson import StrictJSONError
 from kaitiaki.tokens.claims import check_audience, check_times, principal_from
 from kaitiaki.tokens.compact import refuse
-from kaitiaki.tokens.jwks import check_endpoint, fetch_json
+from kaitiaki.tokens.metadata import check_endpoint, discover, read_json
 from kaitiaki.tokens.principal import Principal
 from kaitiaki.tokens.secretref import resolve_secret
 
@@ -129,12 +129,7 @@ class Introspector:
     async def _endpoint_url(self) -> str:
         if self._endpoint is None:
             issuer = self._auth.issuer
-            metadata, _ = await fetch_json(
-                self._session,
-                f"{issuer.rstrip('/')}/.well-known/openid-configuration",
-            )
-            if metadata.get("issuer") != issuer:
-                raise ValueError("metadata issuer does not match")
+            metadata = await discover(self._session, issuer)
             self._endpoint = check_endpoint(
                 issuer, metadata.get("introspection_endpoint")
             )
@@ -169,15 +164,7 @@ class Introspector:
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(total=self._settings.timeout_seconds),
             ) as resp:
-                if resp.status != 200:
-                    raise ValueError(f"status {resp.status}")
-                body = await resp.content.read(_MAX_RESPONSE_BYTES + 1)
-            if len(body) > _MAX_RESPONSE_BYTES:
-                raise ValueError("response too large")
-            answer = loads_strict(body, max_depth=16)
+                return await read_json(resp, _MAX_RESPONSE_BYTES)
         except _ERRORS as exc:
             logger.warning("introspection failed: %s", type(exc).__name__)
             raise _unavailable() from exc
-        if not isinstance(answer, dict):
-            raise _unavailable()
-        return answer

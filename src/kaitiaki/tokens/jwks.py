@@ -22,21 +22,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from kaitiaki.errors import DependencyUnavailable
 from kaitiaki.settings import AuthSettings
-from kaitiaki.strictjson import StrictJSONError, loads_strict
+from kaitiaki.strictjson import StrictJSONError
 from kaitiaki.tokens.keys import VerificationKey, import_public_key
+from kaitiaki.tokens.metadata import check_endpoint, discover, fetch_json
 
-__all__ = ["JwksCache", "JwksStats", "VerificationKey", "fetch_json", "lifetime"]
+__all__ = ["JwksCache", "JwksStats", "VerificationKey", "lifetime", "parse_keys"]
 
 logger = logging.getLogger("kaitiaki.tokens.jwks")
 alerts = logging.getLogger("kaitiaki.alerts")
 
-_MAX_DOCUMENT_BYTES = 256 * 1024
 _MAX_KEYS = 64
 _FETCH_ERRORS = (aiohttp.ClientError, TimeoutError, ValueError, StrictJSONError)
 
@@ -78,36 +77,6 @@ def lifetime(headers: Any, lower: int, upper: int) -> int:
     if seconds is None:
         return upper
     return int(min(max(seconds, lower), upper))
-
-
-async def fetch_json(
-    session: aiohttp.ClientSession, url: str
-) -> tuple[dict[str, Any], Any]:
-    """GET a small JSON object (no redirects); return it and the headers."""
-    timeout = aiohttp.ClientTimeout(total=5)
-    headers = {"Accept": "application/json"}
-    async with session.get(
-        url, timeout=timeout, allow_redirects=False, headers=headers
-    ) as resp:
-        if resp.status != 200:
-            raise ValueError(f"status {resp.status}")
-        body = await resp.content.read(_MAX_DOCUMENT_BYTES + 1)
-        if len(body) > _MAX_DOCUMENT_BYTES:
-            raise ValueError("document too large")
-        document = loads_strict(body, max_depth=8)
-        if not isinstance(document, dict):
-            raise ValueError("not a JSON object")
-        return document, resp.headers
-
-
-def check_endpoint(issuer: str, url: object) -> str:
-    """An endpoint named in metadata: https, or http only for an http issuer."""
-    if not isinstance(url, str):
-        raise ValueError("endpoint missing")
-    scheme = urlsplit(url).scheme
-    if scheme != "https" and not (scheme == "http" == urlsplit(issuer).scheme):
-        raise ValueError("endpoint must use https")
-    return url
 
 
 def parse_keys(document: dict[str, Any]) -> dict[str, VerificationKey]:
@@ -214,11 +183,7 @@ class JwksCache:
         if self._settings.jwks_uri:
             return self._settings.jwks_uri
         issuer = self._settings.issuer
-        metadata, _ = await fetch_json(
-            self._session, f"{issuer.rstrip('/')}/.well-known/openid-configuration"
-        )
-        if metadata.get("issuer") != issuer:
-            raise ValueError("metadata issuer does not match")
+        metadata = await discover(self._session, issuer)
         return check_endpoint(issuer, metadata.get("jwks_uri"))
 
     async def _fetch(self) -> tuple[dict[str, VerificationKey], int]:
