@@ -13,7 +13,7 @@ from joserfc.jwk import ECKey
 
 from kaitiaki.gateway.app import Gateway
 from kaitiaki.settings import parse_settings
-from tests.conftest import ThreadServer
+from tests.conftest import ThreadServer, backends_required
 from tests.gateway.conftest import Recorder, StandIn, gateway_toml, upstream_app
 from tests.tokens.forge import dpop_proof, self_signed_der, thumbprint_der
 
@@ -238,3 +238,40 @@ def test_token_in_form_body_is_refused(gateway, standin: StandIn) -> None:
     assert response.status_code == 401
     assert gateway.recorder.requests == []
     assert "access_token" not in gateway.audit_path.read_text()
+
+
+@pytest.mark.redis
+def test_dpop_replay_is_refused_by_another_replica(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    import uuid
+
+    import redis
+
+    try:
+        redis.Redis(socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        if backends_required():
+            pytest.fail("Redis at 127.0.0.1:6379 is required")
+        pytest.skip("Redis not running")
+    prefix = f"kaitiaki-test:{uuid.uuid4().hex}:"
+    extra = f'[auth.dpop]\nreplay_store = "redis"\nredis_prefix = "{prefix}"\n'
+    recorder = Recorder()
+    token = _bound(standin)
+    proof = dpop_proof(CLIENT_KEY, "GET", URL, token)
+    with ThreadServer(upstream_app(recorder)) as upstream:
+        toml = gateway_toml(standin.url, upstream.url, tmp_path, extra)
+        settings = parse_settings(toml, source="test")
+        with (
+            ThreadServer(Gateway(settings)) as first,
+            ThreadServer(Gateway(settings)) as second,
+            httpx.Client(base_url=first.url, timeout=10) as one,
+            httpx.Client(base_url=second.url, timeout=10) as two,
+        ):
+            assert _get(one, token, proof).status_code == 200
+            assert _get(two, token, proof).status_code == 401
+    assert len(recorder.requests) == 1
+    client = redis.Redis()
+    for key in client.scan_iter(match=prefix + "*"):
+        client.delete(key)
+    client.close()
