@@ -34,28 +34,34 @@ def _unavailable(reason: str) -> None:
 
 
 def install_oidc_provider() -> Path:
-    """Install the pinned oidc-provider once; later runs find it in place."""
+    """Install the pinned oidc-provider once, with ``npm ci`` from our lock
+    (every package checked against its integrity hash); later runs find it."""
+    here = Path(__file__).parent
+    lock = (here / "package-lock.json").read_text()
     package = INSTALL_DIR / "node_modules" / "oidc-provider" / "package.json"
-    if package.is_file() and json.loads(package.read_text())["version"] == (
-        OIDC_PROVIDER_VERSION
+    installed_lock = INSTALL_DIR / "package-lock.json"
+    if (
+        package.is_file()
+        and installed_lock.is_file()
+        and installed_lock.read_text() == lock
+        and json.loads(package.read_text())["version"] == OIDC_PROVIDER_VERSION
     ):
         return INSTALL_DIR
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         _unavailable("Node.js and npm are needed for the oidc-provider tests")
     INSTALL_DIR.mkdir(parents=True, exist_ok=True)
-    (INSTALL_DIR / "package.json").write_text('{"private": true}\n')
+    shutil.copyfile(here / "package.json", INSTALL_DIR / "package.json")
+    shutil.copyfile(here / "package-lock.json", installed_lock)
     result = subprocess.run(
         [
             str(npm),
-            "install",
+            "ci",
             "--prefix",
             str(INSTALL_DIR),
             "--no-audit",
             "--no-fund",
             "--ignore-scripts",
-            "--save-exact",
-            f"oidc-provider@{OIDC_PROVIDER_VERSION}",
         ],
         capture_output=True,
         text=True,
@@ -63,7 +69,7 @@ def install_oidc_provider() -> Path:
         check=False,
     )
     if result.returncode != 0:
-        _unavailable(f"npm install oidc-provider failed: {result.stderr[-500:]}")
+        _unavailable(f"npm ci for oidc-provider failed: {result.stderr[-500:]}")
     return INSTALL_DIR
 
 
