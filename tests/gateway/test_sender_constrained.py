@@ -275,3 +275,60 @@ def test_dpop_replay_is_refused_by_another_replica(
     for key in client.scan_iter(match=prefix + "*"):
         client.delete(key)
     client.close()
+
+
+async def _asgi_get(gateway: Gateway, token: str, chain: list[str]) -> int:
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/fhir/Patient",
+        "raw_path": b"/fhir/Patient",
+        "query_string": b"",
+        "scheme": "https",
+        "headers": [
+            (b"host", b"gw.example"),
+            (b"accept", b"application/fhir+json"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+        "client": ("203.0.113.5", 50000),
+        "extensions": {"tls": {"client_cert_chain": chain}},
+    }
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await gateway(scope, receive, send)
+    return int(str(sent[0]["status"]))
+
+
+@pytest.mark.anyio
+async def test_certificate_from_tls_connection_binds_token(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    def pem(der: bytes) -> str:
+        return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode()
+
+    der = self_signed_der(CLIENT_KEY)
+    other = self_signed_der(ECKey.generate_key("P-256"))
+    token = standin.token({"cnf": {"x5t#S256": thumbprint_der(der)}})
+    recorder = Recorder()
+    with ThreadServer(upstream_app(recorder)) as upstream:
+        settings = parse_settings(
+            gateway_toml(standin.url, upstream.url, tmp_path), source="test"
+        )
+        gateway = Gateway(settings)
+        await gateway.startup()
+        try:
+            assert await _asgi_get(gateway, token, [pem(der)]) == 200
+            assert await _asgi_get(gateway, token, [pem(other)]) == 401
+            assert await _asgi_get(gateway, token, []) == 401
+        finally:
+            await gateway.shutdown()
+    assert len(recorder.requests) == 1
