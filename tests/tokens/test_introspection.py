@@ -117,6 +117,21 @@ async def test_introspection_active_token_is_cached(stand_in: StandInAs) -> None
         assert stand_in.calls == ["opaque-1"]
 
 
+async def test_introspection_concurrent_requests_share_one_call(
+    stand_in: StandInAs,
+) -> None:
+    import asyncio
+
+    stand_in.active("opaque-5")
+    async with aiohttp.ClientSession() as session:
+        introspector = Introspector(_settings(stand_in.url), session, ENV)
+        found = await asyncio.gather(
+            *(introspector.principal("opaque-5", NOW) for _ in range(20))
+        )
+        assert {principal.client_id for principal in found} == {"app"}
+        assert stand_in.calls == ["opaque-5"]
+
+
 async def test_introspection_revocation_is_honoured_after_cache(
     stand_in: StandInAs,
 ) -> None:

@@ -10,11 +10,13 @@
 * Results, active or not, are cached under a hash of the token (the token
   itself is never kept) for at most ``cache_seconds`` and never past the
   token's ``exp``: a revoked token is refused at most ``cache_seconds`` later.
+* Concurrent requests with the same token share one call (single flight).
 * Any failure to get an answer is a 503: the gateway fails closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -75,6 +77,7 @@ class Introspector:
         self._secret: str | None = None
         self._key: Key | None = None
         self._cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
         if self._settings.client_secret:
             self._secret = resolve_secret(
                 self._settings.client_secret,
@@ -91,13 +94,25 @@ class Introspector:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return self._active(cached[1])
-        answer = await self._ask(token, now)
+        answer = await self._ask_once(digest, token, now)
         principal = self._check(answer, now)
         until = now + self._settings.cache_seconds
         if principal is not None:
             until = min(until, principal.expires_at)
         self._remember(digest, until, principal)
         return self._active(principal)
+
+    async def _ask_once(self, digest: str, token: str, now: int) -> dict[str, Any]:
+        """Concurrent requests with the same token share one call (single flight)."""
+        running = self._inflight.get(digest)
+        if running is not None:
+            return await asyncio.shield(running)
+        task = asyncio.ensure_future(self._ask(token, now))
+        self._inflight[digest] = task
+        try:
+            return await task
+        finally:
+            self._inflight.pop(digest, None)
 
     @staticmethod
     def _active(principal: Principal | None) -> Principal:
