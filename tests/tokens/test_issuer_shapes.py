@@ -130,3 +130,12 @@ async def test_entra_id_shaped_token_reads_scp() -> None:
     principal = await verify_access_token(_token(claims), settings, _keys(), NOW)
     assert principal.scope == "user/Patient.rs"
     assert principal.client_id == "11111111-2222-3333-4444-555555555555"
+
+
+def test_compatibility_settings_are_named_at_start_up() -> None:
+    from kaitiaki.tokens.services import weaker_modes
+
+    assert weaker_modes(AuthSettings(issuer=ISSUER, audience="a")) == []
+    named = weaker_modes(_settings())
+    assert any("allow_rs256" in mode for mode in named)
+    assert any("require_at_jwt_typ" in mode for mode in named)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -14,7 +15,9 @@ from kaitiaki.tokens.nonce import DpopNonces
 from kaitiaki.tokens.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
 from kaitiaki.tokens.secretref import resolve_secret
 
-__all__ = ["TokenServices", "open_token_services"]
+__all__ = ["TokenServices", "open_token_services", "weaker_modes"]
+
+logger = logging.getLogger("kaitiaki.tokens")
 
 
 @dataclass(slots=True)
@@ -27,6 +30,21 @@ class TokenServices:
     nonces: DpopNonces
 
 
+def weaker_modes(auth: AuthSettings) -> list[str]:
+    """The named compatibility settings that are on: each is logged at start-up."""
+    modes = []
+    if auth.allow_rs256 and "RS256" in auth.algorithms:
+        modes.append("allow_rs256: RS256 access tokens are accepted")
+    if not auth.require_at_jwt_typ:
+        modes.append("require_at_jwt_typ off: typ JWT/Bearer and no iat accepted")
+    introspection = auth.introspection
+    if introspection is not None and introspection.auth_method == "client_secret_basic":
+        modes.append("introspection with client_secret_basic (a shared secret)")
+    if introspection is not None and not introspection.require_audience:
+        modes.append("introspection answers without aud are accepted")
+    return modes
+
+
 def open_token_services(
     auth: AuthSettings,
     session: aiohttp.ClientSession,
@@ -35,6 +53,8 @@ def open_token_services(
     environ: Mapping[str, str],
 ) -> TokenServices:
     """JWKS keys, introspection, the DPoP replay store and nonces."""
+    for mode in weaker_modes(auth):
+        logger.warning("token setting: %s", mode)
     dpop = auth.dpop
     replay: ReplayCache
     if dpop.replay_store == "redis":
