@@ -169,3 +169,34 @@ def test_nonce_is_accepted_within_lifetime_only() -> None:
     assert not nonces.accepts(nonce[:-2] + "AA", NOW)
     assert not nonces.accepts(None, NOW)
     assert not nonces.accepts("!!", NOW)
+
+
+def test_dpop_known_proof_keys_still_check_every_signature() -> None:
+    from kaitiaki.tokens.dpop import ProofKeys
+
+    known = ProofKeys(max_entries=2)
+
+    def verify(proof: str) -> str:
+        return verify_proof(
+            proof,
+            DpopSettings(),
+            method="GET",
+            url=URL,
+            access_token=TOKEN,
+            now=NOW,
+            leeway=30,
+            known=known,
+        ).jkt
+
+    assert verify(dpop_proof(KEY, "GET", URL, TOKEN, iat=NOW)) == KEY.thumbprint()
+    assert known.get(dpop_proof(KEY, "GET", URL, TOKEN).split(".")[0]) is not None
+    assert verify(dpop_proof(KEY, "GET", URL, TOKEN, iat=NOW)) == KEY.thumbprint()
+    forged = dpop_proof(KEY, "GET", URL, TOKEN, iat=NOW, signer=OTHER)
+    with pytest.raises(InvalidDpopProof):
+        verify(forged)
+    stale = dpop_proof(KEY, "GET", URL, TOKEN, iat=NOW - 3600)
+    with pytest.raises(InvalidDpopProof):
+        verify(stale)
+    with pytest.raises(InvalidDpopProof):  # forgeries never add entries
+        verify(dpop_proof(OTHER, "GET", URL, TOKEN, iat=NOW, signer=KEY))
+    assert known.get(dpop_proof(OTHER, "GET", URL, TOKEN).split(".")[0]) is None

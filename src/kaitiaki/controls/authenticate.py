@@ -111,6 +111,7 @@ async def _check_dpop(
         access_token=credential.token,
         now=now,
         leeway=settings.auth.leeway_seconds,
+        known=services.proof_keys,
     )
     if proof.jkt != principal.jkt:
         raise _proof_refusal("dpop_key_mismatch")

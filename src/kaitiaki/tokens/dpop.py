@@ -22,10 +22,16 @@ from urllib.parse import urlsplit
 from kaitiaki.errors import BadRequest, InvalidDpopProof, InvalidToken
 from kaitiaki.request import canonical_path
 from kaitiaki.settings import DpopSettings
-from kaitiaki.tokens.compact import split_compact
-from kaitiaki.tokens.keys import import_public_key
+from kaitiaki.tokens.compact import CompactJws, split_compact
+from kaitiaki.tokens.keys import VerificationKey, import_public_key
 
-__all__ = ["DpopProof", "access_token_hash", "canonical_url", "verify_proof"]
+__all__ = [
+    "DpopProof",
+    "ProofKeys",
+    "access_token_hash",
+    "canonical_url",
+    "verify_proof",
+]
 
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _FORBIDDEN_HEADERS = ("crit", "jku", "x5u", "x5c")
@@ -66,7 +72,7 @@ def canonical_url(url: str) -> str | None:
     return f"{scheme}://{netloc}{path}"
 
 
-def _proof_key(header: dict[str, Any], settings: DpopSettings) -> Any:
+def _proof_key(header: dict[str, Any], settings: DpopSettings) -> VerificationKey:
     if str(header.get("typ", "")).lower() != "dpop+jwt":
         raise _refuse("dpop_typ")
     alg = header.get("alg")
@@ -115,6 +121,47 @@ def _check_claims(
         raise _refuse("dpop_ath")
 
 
+class ProofKeys:
+    """The keys of proof headers already seen in a verified proof.
+
+    A client sends the same header segment (``typ``, ``alg``, ``jwk``) with
+    every proof, so the imported key and its thumbprint are kept under the
+    exact segment text once a proof with it has fully verified. Bounded
+    (cleared when full); forgeries never add entries.
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._known: dict[str, tuple[dict[str, Any], VerificationKey, str]] = {}
+        self._max = max_entries
+
+    def get(self, segment: str) -> tuple[dict[str, Any], VerificationKey, str] | None:
+        return self._known.get(segment)
+
+    def remember(
+        self, segment: str, header: dict[str, Any], key: VerificationKey, jkt: str
+    ) -> None:
+        if len(self._known) >= self._max:
+            self._known.clear()
+        self._known[segment] = (header, key, jkt)
+
+
+def _split(
+    proof: str, settings: DpopSettings, known: ProofKeys | None
+) -> tuple[CompactJws, VerificationKey, str | None]:
+    seen = known.get(proof.partition(".")[0]) if known is not None else None
+    try:
+        jws = split_compact(
+            proof,
+            max_bytes=settings.max_proof_bytes,
+            known_header=seen[0] if seen else None,
+        )
+    except InvalidToken as exc:
+        raise _refuse("dpop_" + exc.detail) from exc
+    if seen is not None:
+        return jws, seen[1], seen[2]
+    return jws, _proof_key(jws.header, settings), None
+
+
 def verify_proof(
     proof: str,
     settings: DpopSettings,
@@ -124,17 +171,14 @@ def verify_proof(
     access_token: str | None,
     now: int,
     leeway: int,
+    known: ProofKeys | None = None,
 ) -> DpopProof:
     """Verify ``proof`` for this request and token; raise on any fault.
 
     ``access_token`` is None only where a token is being requested (the
     issuer's token endpoint); a resource request always binds ``ath``.
     """
-    try:
-        jws = split_compact(proof, max_bytes=settings.max_proof_bytes)
-    except InvalidToken as exc:
-        raise _refuse("dpop_" + exc.detail) from exc
-    key = _proof_key(jws.header, settings)
+    jws, key, jkt = _split(proof, settings, known)
     if not key.verify(jws.header["alg"], jws.signing_input, jws.signature):
         raise _refuse("dpop_signature")
     try:
@@ -150,6 +194,8 @@ def verify_proof(
         now=now,
         leeway=leeway,
     )
-    return DpopProof(
-        jkt=key.key.thumbprint(), jti=claims["jti"], nonce=claims.get("nonce")
-    )
+    if jkt is None:
+        jkt = key.key.thumbprint()
+        if known is not None:
+            known.remember(proof.partition(".")[0], jws.header, key, jkt)
+    return DpopProof(jkt=jkt, jti=claims["jti"], nonce=claims.get("nonce"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 
 from kaitiaki.settings import AuthSettings
+from kaitiaki.tokens.dpop import ProofKeys
 from kaitiaki.tokens.introspection import Introspector
 from kaitiaki.tokens.jwt import JwtVerifier, KeySource
 from kaitiaki.tokens.nonce import DpopNonces
@@ -28,6 +29,7 @@ class TokenServices:
     introspector: Introspector | None
     replay: ReplayCache
     nonces: DpopNonces
+    proof_keys: ProofKeys = field(default_factory=ProofKeys)
 
 
 def weaker_modes(auth: AuthSettings) -> list[str]:
