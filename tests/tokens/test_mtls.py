@@ -39,6 +39,10 @@ TRUSTING = MtlsSettings(
         (None, {"x-client-cert": [":bm90IGEgY2VydA==:"]}, "10.1.2.3", None),
         (None, {"x-client-cert": [quote(PEM)]}, "not-an-address", None),
         ({"client_cert_chain": []}, {}, "10.1.2.3", None),
+        (None, {"x-client-cert": [XFCC]}, "10.1.2.3", DER),
+        (None, {"x-client-cert": [XFCC + "," + XFCC]}, "10.1.2.3", None),
+        (None, {"x-client-cert": ["Hash=00ff;Subject=x"]}, "10.1.2.3", None),
+        (None, {"x-client-cert": ['Cert="garbage"']}, "10.1.2.3", None),
     ],
 )
 def test_certificate_sources(

@@ -3,8 +3,10 @@
 The client certificate comes from the TLS connection (the ASGI ``tls``
 extension's ``client_cert_chain``), or from ``certificate_header`` when, and
 only when, the socket peer is one of ``trusted_proxies``. The header may hold
-an RFC 9440 ``Client-Cert`` byte sequence (``:base64-DER:``) or a PEM
-certificate, URL-encoded as nginx and most load balancers send it.
+an RFC 9440 ``Client-Cert`` byte sequence (``:base64-DER:``), a PEM
+certificate URL-encoded as nginx and most load balancers send it, or
+Envoy's ``X-Forwarded-Client-Cert`` with exactly one element carrying
+``Cert="..."`` (more than one element, a chain of proxies, is not trusted).
 """
 
 from __future__ import annotations
@@ -33,10 +35,44 @@ def _refuse(detail: str) -> InvalidToken:
     return InvalidToken("The access token is not valid.", detail=detail)
 
 
+def _xfcc_elements(text: str) -> list[dict[str, str]]:
+    """Envoy's XFCC: elements split by ``,``, pairs by ``;``, values quoted."""
+    elements: list[dict[str, str]] = [{}]
+    key, value, quoted, in_value = "", "", False, False
+    for char in text + ";":
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char == "=" and not in_value:
+            in_value = True
+        elif not quoted and char in ";,":
+            if key.strip():
+                elements[-1][key.strip().lower()] = value
+            key, value, in_value = "", "", False
+            if char == ",":
+                elements.append({})
+        elif in_value:
+            value += char
+        else:
+            key += char
+    return elements
+
+
+def _from_xfcc(text: str) -> str | None:
+    elements = _xfcc_elements(text)
+    if len(elements) != 1 or "cert" not in elements[0]:
+        return None
+    return unquote(elements[0]["cert"])
+
+
 def _der_from_text(text: str) -> bytes | None:
     text = text.strip()
     if len(text) > _MAX_CERT_TEXT:
         return None
+    if 'cert="' in text.lower():
+        found = _from_xfcc(text)
+        if found is None:
+            return None
+        text = found
     try:
         if text.startswith(":") and text.endswith(":") and len(text) > 2:
             der = base64.b64decode(text[1:-1], validate=True)
