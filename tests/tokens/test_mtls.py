@@ -17,6 +17,7 @@ from tests.tokens.forge import self_signed_der, thumbprint_der
 
 DER = self_signed_der(ECKey.generate_key("P-256"))
 PEM = x509.load_der_x509_certificate(DER).public_bytes(Encoding.PEM).decode()
+XFCC = f'By=spiffe://gw;Hash=00ff;Cert="{quote(PEM)}";Subject="CN=client,O=x"'
 TRUSTING = MtlsSettings(
     certificate_header="X-Client-Cert", trusted_proxies=("10.0.0.0/8",)
 )
