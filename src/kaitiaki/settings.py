@@ -104,6 +104,7 @@ class IntrospectionSettings(_Frozen):
     cache_seconds: int = Field(default=30, ge=0, le=300)
     max_cache_entries: int = Field(default=10_000, ge=10, le=1_000_000)
     timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    max_concurrent_calls: int = Field(default=32, ge=1, le=1024)
     require_audience: bool = True
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -38,6 +39,8 @@ class StandInAs:
     url: str
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
 
     def active(self, token: str, **claims: Any) -> None:
         self.answers[token] = {
@@ -73,6 +76,10 @@ def _as_app(state: StandInAs) -> Starlette:
     async def introspect(request: Request) -> Response:
         form = dict(parse_qsl((await request.body()).decode()))
         state.calls.append(form.get("token", ""))
+        state.in_flight += 1
+        state.most_in_flight = max(state.most_in_flight, state.in_flight)
+        await asyncio.sleep(0.02)  # let concurrent calls overlap, if allowed
+        state.in_flight -= 1
         if not _client_authenticated(request, form, state.url):
             return JSONResponse({"error": "invalid_client"}, 401)
         return JSONResponse(state.answers.get(form["token"], {"active": False}))
@@ -117,11 +124,24 @@ async def test_introspection_active_token_is_cached(stand_in: StandInAs) -> None
         assert stand_in.calls == ["opaque-1"]
 
 
+async def test_introspection_calls_in_flight_are_bounded(
+    stand_in: StandInAs,
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        settings = _settings(stand_in.url, max_concurrent_calls=2)
+        introspector = Introspector(settings, session, ENV)
+        outcomes = await asyncio.gather(
+            *(introspector.principal(f"made-up-{n}", NOW) for n in range(8)),
+            return_exceptions=True,
+        )
+    assert all(isinstance(outcome, InvalidToken) for outcome in outcomes)
+    assert len(stand_in.calls) == 8
+    assert stand_in.most_in_flight <= 2
+
+
 async def test_introspection_concurrent_requests_share_one_call(
     stand_in: StandInAs,
 ) -> None:
-    import asyncio
-
     stand_in.active("opaque-5")
     async with aiohttp.ClientSession() as session:
         introspector = Introspector(_settings(stand_in.url), session, ENV)

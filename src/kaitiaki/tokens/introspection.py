@@ -10,7 +10,8 @@
 * Results, active or not, are cached under a hash of the token (the token
   itself is never kept) for at most ``cache_seconds`` and never past the
   token's ``exp``: a revoked token is refused at most ``cache_seconds`` later.
-* Concurrent requests with the same token share one call (single flight).
+* Concurrent requests with the same token share one call (single flight),
+  and at most ``max_concurrent_calls`` calls are in flight at once.
 * Any failure to get an answer is a 503: the gateway fails closed.
 """
 
@@ -78,6 +79,8 @@ class Introspector:
         self._key: Key | None = None
         self._cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        # A flood of made-up opaque tokens must not become a flood at the issuer.
+        self._calls = asyncio.Semaphore(self._settings.max_concurrent_calls)
         if self._settings.client_secret:
             self._secret = resolve_secret(
                 self._settings.client_secret,
@@ -172,13 +175,14 @@ class Introspector:
             url = await self._endpoint_url()
             headers = {"Accept": "application/json", **self._client_auth(form, now)}
             self.calls += 1
-            async with self._session.post(
-                url,
-                data=form,
-                headers=headers,
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._settings.timeout_seconds),
-            ) as resp:
+            # The timeout covers waiting for a free call slot too.
+            async with (
+                asyncio.timeout(self._settings.timeout_seconds),
+                self._calls,
+                self._session.post(
+                    url, data=form, headers=headers, allow_redirects=False
+                ) as resp,
+            ):
                 return await read_json(resp, _MAX_RESPONSE_BYTES)
         except _ERRORS as exc:
             logger.warning("introspection failed: %s", type(exc).__name__)
