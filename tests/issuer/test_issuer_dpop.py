@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
+import pytest
 from issuer_support import Forge, TestClient
 from joserfc.jwk import ECKey
 from tests.tokens.forge import dpop_proof
@@ -51,3 +53,44 @@ def test_token_without_dpop_proof_stays_bearer(
     body = client.post("/token", data=forge.form()).json()
     assert body["token_type"] == "Bearer"
     assert "cnf" not in _claims(body["access_token"])
+
+
+def test_cli_dpop_proof_verifies_for_its_request(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    from kaitiaki.cli import main
+    from kaitiaki.settings import DpopSettings as Dpop
+    from kaitiaki.tokens.dpop import verify_proof
+
+    key_path = tmp_path / "keys" / "dpop.jwk"
+    url = "http://127.0.0.1:8080/fhir/Patient"
+    args = ["dpop-proof", "--key", str(key_path), "--url", url, "--token", "abc.d.e"]
+    assert main(args) == 0
+    proof = capsys.readouterr().out.strip()
+    assert key_path.stat().st_mode & 0o077 == 0
+    checked = verify_proof(
+        proof,
+        Dpop(),
+        method="GET",
+        url=url,
+        access_token="abc.d.e",
+        now=int(time.time()),
+        leeway=30,
+    )
+    assert main(args) == 0  # the same key, loaded this time
+    again = capsys.readouterr().out.strip()
+    assert again != proof
+    assert (
+        checked.jkt
+        == verify_proof(
+            again,
+            Dpop(),
+            method="GET",
+            url=url,
+            access_token="abc.d.e",
+            now=int(time.time()),
+            leeway=30,
+        ).jkt
+    )
