@@ -53,7 +53,7 @@ def gateway_worker() -> Any:
     gateway = settings.gateway.model_copy(
         update={"instance": f"{settings.gateway.instance}-{os.getpid()}"}
     )
-    return Gateway(settings.model_copy(update={"gateway": gateway}))
+    return Gateway(settings.model_copy(update={"gateway": gateway}), environ=os.environ)
 
 
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
@@ -87,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _checked_settings(args)
     if settings.gateway.workers > 1:
         return _serve_workers(args, settings)
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, environ=os.environ)
     _reload_limits_on_sighup(gateway, args)
     if not settings.admin.enabled:
         _serve_asgi(gateway, settings.gateway.host, settings.gateway.port)
@@ -152,14 +152,49 @@ def cmd_token(args: argparse.Namespace) -> int:
     client = next((c for c in issuer.clients if c.client_id == args.client), None)
     if client is None:
         raise KaitiakiError(f"no demo client named {args.client!r} in [dev_issuer]")
+    dpop_key = _dpop_key(Path(args.dpop_key)) if args.dpop_key else None
     response = fetch_token_sync(
         settings.auth.issuer,
         client.client_id,
         Path(client.key_path),
         scope=args.scope,
         resource=args.resource,
+        dpop_key=dpop_key,
     )
     print(response.access_token)
+    return 0
+
+
+def _dpop_key(path: Path) -> Any:
+    """The client's DPoP key: loaded, or created (owner-only) on first use."""
+    from kaitiaki.issuer.keys import (
+        generate_signing_key,
+        load_private_key,
+        write_private_key,
+    )
+
+    if not path.exists():
+        write_private_key(path, generate_signing_key())
+    return load_private_key(path)
+
+
+def cmd_dpop_proof(args: argparse.Namespace) -> int:
+    import secrets
+    import time
+
+    from kaitiaki.issuer.client import build_dpop_proof
+
+    stdin = args.token == "-"  # noqa: S105 (the stdin marker, not a secret)
+    token = sys.stdin.readline().strip() if stdin else args.token
+    proof = build_dpop_proof(
+        _dpop_key(Path(args.key)),
+        args.method.upper(),
+        args.url,
+        token or None,
+        now=int(time.time()),
+        jti=secrets.token_urlsafe(24),
+    )
+    print(proof)
     return 0
 
 
@@ -454,6 +489,10 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument(
         "--resource", default=None, help="e.g. kaitiaki-admin for an admin token"
     )
+    token.add_argument(
+        "--dpop-key", default=None, help="bind the token to this key (DPoP)"
+    )
+    _dpop_parser(commands, common)
     audit = commands.add_parser("audit", help="read the audit trail", parents=[common])
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
     tail = audit_commands.add_parser(
@@ -523,6 +562,16 @@ def _audit_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
         parser.add_argument("--limit", type=int, default=1000)
 
 
+def _dpop_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    proof = commands.add_parser(
+        "dpop-proof", help="print a DPoP proof for one request", parents=[common]
+    )
+    proof.add_argument("--key", required=True, help="private JWK file (created)")
+    proof.add_argument("--method", default="GET")
+    proof.add_argument("--url", required=True, help="the request URL (htu)")
+    proof.add_argument("--token", default="-", help="access token, '-' for stdin")
+
+
 def _deps_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     deps = commands.add_parser("deps", help="check dependencies", parents=[common])
     deps_commands = deps.add_subparsers(dest="deps_command", required=True)
@@ -572,6 +621,7 @@ _COMMANDS = {
     "issuer": cmd_issuer,
     "refapi": cmd_refapi,
     "token": cmd_token,
+    "dpop-proof": cmd_dpop_proof,
     "audit": cmd_audit,
     "deps": cmd_deps,
     "probe": cmd_probe,

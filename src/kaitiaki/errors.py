@@ -22,6 +22,9 @@ a stable machine ``code``::
         ├── HeadersTooLarge         431
         ├── Unauthenticated         401 no usable credential
         │   └── InvalidToken        401 the bearer token failed verification
+        │       ├── ExpiredToken
+        │       └── InvalidDpopProof    401 the DPoP proof failed (RFC 9449)
+        │           └── UseDpopNonce    401 a fresh server nonce is required
         ├── Forbidden               403 authenticated, but not allowed
         │   └── InsufficientScope
         ├── RateLimited             429 a limit or quota is spent
@@ -169,6 +172,8 @@ class Unauthenticated(Refusal):
     code = "unauthenticated"
     issue_code = "login"
     bearer_error: str | None = None
+    #: The authentication scheme the challenge names (RFC 6750 or RFC 9449).
+    scheme = "Bearer"
 
 
 class InvalidToken(Unauthenticated):
@@ -179,6 +184,17 @@ class InvalidToken(Unauthenticated):
 class ExpiredToken(InvalidToken):
     code = "expired_token"
     issue_code = "expired"
+
+
+class InvalidDpopProof(InvalidToken):
+    code = "invalid_dpop_proof"
+    bearer_error = "invalid_dpop_proof"
+    scheme = "DPoP"
+
+
+class UseDpopNonce(InvalidDpopProof):
+    code = "use_dpop_nonce"
+    bearer_error = "use_dpop_nonce"
 
 
 class Forbidden(Refusal):

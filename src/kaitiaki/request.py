@@ -167,6 +167,8 @@ class CanonicalRequest:
     correlation_id: str
     scheme: str = "http"
     params: dict[str, list[str]] = field(default_factory=dict)
+    #: DER of the client certificate (TLS, or a trusted proxy's header).
+    client_certificate: bytes | None = None
 
     def header(self, name: str) -> str | None:
         """The single value of a header, or None; repeated headers are refused."""

@@ -29,6 +29,12 @@ def _no_constants(name: str) -> Any:
     raise StrictJSONError("non_finite_number")
 
 
+# Built once: json.loads with hooks would build a new decoder on every call.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates, parse_constant=_no_constants
+)
+
+
 def nesting_depth(text: str) -> int:
     """The deepest bracket nesting outside strings, in one linear pass."""
     depth = deepest = 0
@@ -64,9 +70,7 @@ def loads_strict(data: bytes, *, max_depth: int = 64) -> Any:
     if brackets > max_depth and nesting_depth(text) > max_depth:
         raise StrictJSONError("too_deep")
     try:
-        return json.loads(
-            text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants
-        )
+        return _DECODER.decode(text)
     except StrictJSONError:
         raise
     except (ValueError, RecursionError) as exc:

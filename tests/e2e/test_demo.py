@@ -201,6 +201,27 @@ def test_demo_transaction_and_batch_through_the_gateway(demo: Demo) -> None:
         assert entries[1]["resource"]["total"] == 1
 
 
+def test_demo_dpop_bound_token_from_the_shell(demo: Demo) -> None:
+    """The README's DPoP commands: a bound token, then one proof per request."""
+    key = str(demo.root / "var/clients/dpop.jwk")
+    token = demo.kaitiaki("token", "--dpop-key", key).strip()
+    url = f"{demo.base}/Patient"
+
+    def proof() -> str:
+        return demo.kaitiaki(
+            "dpop-proof", "--key", key, "--url", url, "--token", token
+        ).strip()
+
+    accept = {"Accept": "application/fhir+json"}
+    with httpx.Client(timeout=10) as client:
+        bound = {**accept, "Authorization": f"DPoP {token}", "DPoP": proof()}
+        assert client.get(url, params={"_count": 1}, headers=bound).status_code == 200
+        replayed = client.get(url, params={"_count": 1}, headers=bound)
+        assert replayed.status_code == 401
+        as_bearer = {**accept, "Authorization": f"Bearer {token}"}
+        assert client.get(url, headers=as_bearer).status_code == 401
+
+
 def test_demo_throttles_and_audits(demo: Demo) -> None:
     headers = {"Authorization": f"Bearer {demo.token()}"}
     with httpx.Client(timeout=10) as client:

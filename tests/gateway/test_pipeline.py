@@ -70,7 +70,7 @@ def test_create_rewrites_upstream_location(
 def test_no_token_gets_bearer_challenge(gateway: GatewayUnderTest) -> None:
     response = gateway.client.get("/fhir/Patient", headers=FHIR)
     assert_refused(gateway, response, 401)
-    assert response.headers["www-authenticate"] == "Bearer"
+    assert response.headers["www-authenticate"].startswith("Bearer, DPoP algs=")
     assert response.json()["issue"][0]["code"] == "login"
 
 

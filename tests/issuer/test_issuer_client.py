@@ -103,3 +103,19 @@ def test_fetch_token_nothing_listening_fails(tmp_path: Path) -> None:
         )
 
     assert caught.value.error == "unreachable"
+
+
+def test_fetch_token_with_dpop_key_is_bound(served: DevIssuerSettings) -> None:
+    from joserfc.jwk import ECKey
+
+    dpop_key = ECKey.generate_key("P-256", auto_kid=True)
+    response = fetch_token_sync(
+        served.url,
+        "demo-system",
+        _key_path(served, "demo-system"),
+        dpop_key=dpop_key,
+    )
+    assert response.token_type == "DPoP"
+    public = KeySet.import_key_set(load_state(served).public_jwks)
+    claims = jwt.decode(response.access_token, public, algorithms=["ES256"]).claims
+    assert claims["cnf"] == {"jkt": dpop_key.thumbprint()}

@@ -10,7 +10,9 @@ from joserfc.jwk import ECKey
 
 from kaitiaki.errors import DependencyUnavailable
 from kaitiaki.settings import AuthSettings
-from kaitiaki.tokens.jwks import JwksCache, _import_key
+from kaitiaki.tokens.jwks import JwksCache, lifetime, parse_keys
+from kaitiaki.tokens.keys import import_public_key
+from kaitiaki.tokens.metadata import check_endpoint
 from tests.conftest import ThreadServer, free_port
 from tests.gateway.conftest import issuer_app
 
@@ -90,10 +92,98 @@ async def test_jwks_never_fetched_fails_closed() -> None:
 def test_import_key_fixes_algorithm_by_key(
     jwk: dict[str, str], algorithms: set[str] | None
 ) -> None:
-    imported = _import_key(jwk)
+    imported = import_public_key(jwk)
     if algorithms is None:
         assert imported is None
     else:
         assert imported is not None
         assert imported.algorithms == algorithms
         assert not imported.key.is_private
+
+
+class Headers(dict[str, str]):
+    def get(self, name: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return super().get(name, default)
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"Cache-Control": "public, max-age=600"}, 600),
+        ({"Cache-Control": "max-age=600", "Age": "500"}, 100),
+        ({"Cache-Control": "max-age=5"}, 60),
+        ({"Cache-Control": "max-age=999999"}, 3600),
+        ({"Cache-Control": "no-store"}, 60),
+        ({"Cache-Control": "no-cache, max-age=600"}, 60),
+        ({"Cache-Control": "s-maxage=600"}, 3600),
+        (
+            {
+                "Expires": "Thu, 01 Jan 2026 00:20:00 GMT",
+                "Date": "Thu, 01 Jan 2026 00:00:00 GMT",
+            },
+            1200,
+        ),
+        ({"Expires": "garbage", "Date": "also garbage"}, 3600),
+        ({}, 3600),
+    ],
+)
+def test_jwks_lifetime_from_cache_headers(
+    headers: dict[str, str], seconds: int
+) -> None:
+    assert lifetime(Headers(headers), 60, 3600) == seconds
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"keys": []},
+        {"keys": "x"},
+        {},
+        {"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "h"}]},
+        {
+            "keys": [{"kid": "a", **ECKey.generate_key("P-256").as_dict(private=False)}]
+            * 2
+        },
+        {"keys": [ECKey.generate_key("P-256").as_dict(private=False)] * 65},
+    ],
+)
+def test_jwks_unusable_documents_are_failures(document: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        parse_keys(document)
+
+
+@pytest.mark.parametrize(
+    ("issuer", "url", "ok"),
+    [
+        ("https://as.example", "https://as.example/jwks", True),
+        ("https://as.example", "http://as.example/jwks", False),
+        ("http://127.0.0.1:8090", "http://127.0.0.1:8090/jwks", True),
+        ("https://as.example", None, False),
+        ("https://as.example", "file:///etc/passwd", False),
+    ],
+)
+def test_jwks_endpoint_scheme(issuer: str, url: str | None, ok: bool) -> None:
+    if ok:
+        assert check_endpoint(issuer, url) == url
+    else:
+        with pytest.raises(ValueError):
+            check_endpoint(issuer, url)
+
+
+async def test_jwks_stale_keys_are_counted_and_alerted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    port = free_port()
+    clock = Clock()
+    async with aiohttp.ClientSession() as session:
+        with ThreadServer(issuer_app(key, [], port), port) as server:
+            cache = JwksCache(_settings(server.url), session, clock)
+            assert await cache.get(str(key.kid)) is not None
+        clock.now += 301
+        with caplog.at_level("WARNING", logger="kaitiaki.alerts"):
+            assert await cache.get(str(key.kid)) is not None
+        assert cache.stats.stale_served == 1
+        assert cache.stats.failures == 1
+        assert any("jwks_stale" in record.getMessage() for record in caplog.records)
+        assert await cache.get("unknown") is None  # never widened on error

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from kaitiaki.iam.suspensions import Suspensions
 from kaitiaki.limits import RateLimits
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import JwksCache
+from kaitiaki.tokens.services import TokenServices, open_token_services
 
 __all__ = ["Gateway"]
 
@@ -37,11 +38,20 @@ Send = Callable[[Message], Awaitable[None]]
 class Gateway:
     """ASGI application; the shared clients are opened in the lifespan."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        environ: Mapping[str, str] | None = None,
+    ):
         self.settings = settings
         self.clock = clock
+        # Secret references (env:NAME) resolve against this, given by the CLI.
+        self.environ: Mapping[str, str] = environ or {}
         self.session: aiohttp.ClientSession | None = None
         self.keys: JwksCache | None = None
+        self.tokens: TokenServices | None = None
         self.limits: RateLimits | None = None
         self.audit: GatewayAudit | None = None
         self.suspensions = Suspensions(None)
@@ -58,6 +68,9 @@ class Gateway:
             self.clock,
             on_fetch_failure=self.audit.jwks_fetch_failed,
         )
+        self.tokens = open_token_services(
+            self.settings.auth, self.session, self.keys, self.clock, self.environ
+        )
         self.limits = RateLimits(self.settings.limits)
         self.suspensions = Suspensions(Path(self.settings.admin.suspensions_file))
         _warn_weak_policies(self.settings)
@@ -68,7 +81,18 @@ class Gateway:
         if self.session is None:
             raise RuntimeError("gateway used before startup")
         if settings.auth != self.settings.auth:
-            self.keys = JwksCache(settings.auth, self.session, self.clock)
+            failed = self.audit.jwks_fetch_failed if self.audit else None
+            self.keys = JwksCache(
+                settings.auth, self.session, self.clock, on_fetch_failure=failed
+            )
+            old_tokens, self.tokens = (
+                self.tokens,
+                open_token_services(
+                    settings.auth, self.session, self.keys, self.clock, self.environ
+                ),
+            )
+            if old_tokens is not None:
+                await old_tokens.replay.close()
         if settings.limits != self.settings.limits and self.limits is not None:
             old, self.limits = self.limits, RateLimits(settings.limits)
             await old.close()
@@ -80,6 +104,8 @@ class Gateway:
             await self.session.close()
         if self.limits is not None:
             await self.limits.close()
+        if self.tokens is not None:
+            await self.tokens.replay.close()
         if self.audit is not None:
             self.audit.close()
 

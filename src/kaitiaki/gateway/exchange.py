@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from kaitiaki.controls.authenticate import bearer_token
+from kaitiaki.controls.authenticate import authenticate, refuse_token_in_form
 from kaitiaki.controls.authorise import Decision, authorise
 from kaitiaki.controls.bundle import authorise_bundle
 from kaitiaki.controls.compartment import check_in_compartment, filter_reply
@@ -44,8 +44,8 @@ from kaitiaki.request import (
     encode_query,
     parse_query,
 )
-from kaitiaki.tokens import verify_access_token
 from kaitiaki.tokens.jwt import Principal
+from kaitiaki.tokens.mtls import certificate_from
 
 if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive, Scope
@@ -105,6 +105,10 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
     query = parse_query(scope.get("query_string", b""), max_bytes=limits.max_uri_bytes)
     trail.query = query
+    tls = scope.get("extensions", {}).get("tls")
+    certificate = certificate_from(
+        tls, headers, trail.client_address, gateway.settings.auth.mtls
+    )
     return CanonicalRequest(
         method=scope["method"],
         path=path,
@@ -113,6 +117,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         client_address=trail.client_address,
         correlation_id=trail.correlation_id,
         scheme=scope.get("scheme", "http"),
+        client_certificate=certificate,
     )
 
 
@@ -163,6 +168,7 @@ async def _body(
                 "A search body must be form-encoded.", detail="search_form"
             )
         form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
+        refuse_token_in_form(form)
         query = check_search(request.query + form, settings.validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
         return encode_query(merged.query).encode(), merged
@@ -270,11 +276,9 @@ async def _authenticate(
     gateway: Gateway, request: CanonicalRequest, trail: Trail, now: float
 ) -> Principal:
     """The caller's verified principal; a suspended client is refused."""
-    settings = gateway.settings
-    token = bearer_token(request, max_bytes=settings.auth.max_token_bytes)
-    if gateway.keys is None:
+    if gateway.tokens is None:
         raise RuntimeError("gateway used before startup")
-    principal = await verify_access_token(token, settings.auth, gateway.keys, int(now))
+    principal = await authenticate(request, gateway.settings, gateway.tokens, int(now))
     trail.client_id, trail.subject = principal.client_id, principal.subject
     trail.scope, trail.token_id = principal.scope, principal.token_id
     if gateway.suspensions.is_suspended(principal.client_id):

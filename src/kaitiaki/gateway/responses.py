@@ -37,7 +37,8 @@ def security_headers(*, cacheable: bool) -> list[tuple[str, str]]:
 def _www_authenticate(refusal: Refusal) -> str | None:
     if refusal.status == 401:
         error = getattr(refusal, "bearer_error", None)
-        return f'Bearer error="{error}"' if error else "Bearer"
+        scheme = getattr(refusal, "scheme", "Bearer")
+        return f'{scheme} error="{error}"' if error else scheme
     if refusal.code == "insufficient_scope":
         return 'Bearer error="insufficient_scope"'
     return None
@@ -47,7 +48,8 @@ def refusal_reply(refusal: Refusal) -> Reply:
     """The OperationOutcome reply for a refusal, with its protocol headers."""
     headers = [("content-type", FHIR_JSON)]
     challenge = _www_authenticate(refusal)
-    if challenge:
+    # The authenticate step may have set the full challenge itself.
+    if challenge and "www-authenticate" not in {n.lower() for n in refusal.headers}:
         headers.append(("www-authenticate", challenge))
     headers.extend((name.lower(), value) for name, value in refusal.headers.items())
     return Reply(refusal.status, headers, refusal_outcome(refusal))

@@ -106,7 +106,12 @@ def _routes(current: _Current) -> list[Route]:
         try:
             form = await read_form(request)
             now = int(time.time())
-            body = issuer.issue(form, now=now, jti=secrets.token_urlsafe(24))
+            body = issuer.issue(
+                form,
+                now=now,
+                jti=secrets.token_urlsafe(24),
+                dpop=request.headers.getlist("dpop"),
+            )
         except OAuthRefusal as refusal:
             logger.info("token request refused: %s", refusal.error)
             return refusal_response(refusal)

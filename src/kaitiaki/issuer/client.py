@@ -4,6 +4,8 @@ client assertion, and the client credentials grant over HTTP."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import secrets
 import time
@@ -19,7 +21,13 @@ from kaitiaki.issuer.assertion import CLIENT_ASSERTION_TYPE
 from kaitiaki.issuer.keys import algorithm_for, load_private_key
 from kaitiaki.issuer.refusals import TokenRequestFailed
 
-__all__ = ["TokenResponse", "build_client_assertion", "fetch_token", "fetch_token_sync"]
+__all__ = [
+    "TokenResponse",
+    "build_client_assertion",
+    "build_dpop_proof",
+    "fetch_token",
+    "fetch_token_sync",
+]
 
 ASSERTION_LIFETIME = 60
 MAX_RESPONSE_BYTES = 64 * 1024
@@ -56,6 +64,30 @@ def build_client_assertion(
         "exp": now + ASSERTION_LIFETIME,
         "jti": jti,
     }
+    return jwt.encode(header, claims, key, algorithms=[algorithm])
+
+
+def build_dpop_proof(
+    key: Key,
+    method: str,
+    url: str,
+    access_token: str | None = None,
+    *,
+    now: int,
+    jti: str,
+) -> str:
+    """A DPoP proof (RFC 9449 §4) for one request, signed by ``key``; with an
+    access token it carries ``ath``, the hash that binds it to that token."""
+    algorithm = algorithm_for(key)
+    header = {
+        "typ": "dpop+jwt",
+        "alg": algorithm,
+        "jwk": key.as_dict(private=False),
+    }
+    claims: dict[str, Any] = {"jti": jti, "htm": method, "htu": url, "iat": now}
+    if access_token is not None:
+        digest = hashlib.sha256(access_token.encode("ascii")).digest()
+        claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
     return jwt.encode(header, claims, key, algorithms=[algorithm])
 
 
@@ -139,8 +171,10 @@ async def fetch_token(
     scope: str | None = None,
     resource: str | None = None,
     timeout: float = 10.0,
+    dpop_key: Key | None = None,
 ) -> TokenResponse:
-    """Get an access token by the client credentials grant with ``private_key_jwt``.
+    """Get an access token by the client credentials grant with ``private_key_jwt``;
+    with ``dpop_key`` the request carries a DPoP proof, so the token is bound.
 
     Raises :class:`~kaitiaki.errors.ConfigError` for an unusable key file and
     :class:`TokenRequestFailed` when no token is issued.
@@ -168,7 +202,16 @@ async def fetch_token(
                 form["scope"] = scope
             if resource is not None:
                 form["resource"] = resource
-            async with session.post(endpoint, data=form) as response:
+            headers = {}
+            if dpop_key is not None:
+                headers["DPoP"] = build_dpop_proof(
+                    dpop_key,
+                    "POST",
+                    endpoint,
+                    now=int(time.time()),
+                    jti=secrets.token_urlsafe(24),
+                )
+            async with session.post(endpoint, data=form, headers=headers) as response:
                 data = await _read_json(response)
                 return _token_response(data, response.status)
     except (aiohttp.ClientError, TimeoutError) as exc:
@@ -186,6 +229,7 @@ def fetch_token_sync(
     scope: str | None = None,
     resource: str | None = None,
     timeout: float = 10.0,
+    dpop_key: Key | None = None,
 ) -> TokenResponse:
     """:func:`fetch_token` for synchronous callers (runs its own event loop)."""
     return asyncio.run(
@@ -196,5 +240,6 @@ def fetch_token_sync(
             scope=scope,
             resource=resource,
             timeout=timeout,
+            dpop_key=dpop_key,
         )
     )

@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from kaitiaki.errors import InvalidToken
 from kaitiaki.issuer.assertion import (
     CLIENT_ASSERTION_TYPE,
     ReplayCache,
@@ -14,6 +15,7 @@ from kaitiaki.issuer.assertion import (
 )
 from kaitiaki.issuer.refusals import (
     InvalidClient,
+    InvalidDpopProof,
     InvalidRequest,
     InvalidTarget,
     UnsupportedGrantType,
@@ -25,7 +27,8 @@ from kaitiaki.issuer.tokens import (
     introspect_token,
     sign_access_token,
 )
-from kaitiaki.settings import DevIssuerSettings
+from kaitiaki.settings import DevIssuerSettings, DpopSettings
+from kaitiaki.tokens.dpop import verify_proof
 
 __all__ = ["Issuer", "authenticate_client"]
 
@@ -99,8 +102,37 @@ class Issuer:
             audience = value or audience
         return audience
 
-    def issue(self, form: Form, *, now: int, jti: str) -> dict[str, Any]:
-        """The RFC 6749 §5.1 token response for a client credentials request."""
+    def _dpop_key(self, proofs: list[str], now: int) -> str | None:
+        """The thumbprint of the key a DPoP proof demonstrates (RFC 9449 §5)."""
+        if not proofs:
+            return None
+        if len(proofs) > 1:
+            raise InvalidDpopProof("only one DPoP proof may be sent")
+        settings = DpopSettings()
+        try:
+            proof = verify_proof(
+                proofs[0],
+                settings,
+                method="POST",
+                url=self.token_endpoint,
+                access_token=None,
+                now=now,
+                leeway=30,
+            )
+        except InvalidToken as exc:
+            raise InvalidDpopProof("the DPoP proof is not valid") from exc
+        expires = now + settings.max_age_seconds + 60
+        try:
+            self.replay_cache.remember("dpop:" + proof.jkt, proof.jti, expires, now=now)
+        except InvalidClient as exc:
+            raise InvalidDpopProof("the DPoP proof was already used") from exc
+        return proof.jkt
+
+    def issue(
+        self, form: Form, *, now: int, jti: str, dpop: list[str] | None = None
+    ) -> dict[str, Any]:
+        """The RFC 6749 §5.1 token response for a client credentials request;
+        with a DPoP proof the token is bound to its key (``cnf.jkt``)."""
         grant_type = form.get("grant_type")
         if grant_type is None:
             raise InvalidRequest("grant_type is required")
@@ -110,6 +142,7 @@ class Issuer:
         client = self._authenticate(form, self.token_endpoint, now)
         scopes = grant_scopes(form.get("scope"), client.scopes)
         audience = self._check_target(form)
+        jkt = self._dpop_key(dpop or [], now)
 
         lifetime = self.settings.token_lifetime_seconds
         claims = access_token_claims(
@@ -121,9 +154,11 @@ class Issuer:
             lifetime=lifetime,
             jti=jti,
         )
+        if jkt is not None:
+            claims["cnf"] = {"jkt": jkt}
         return {
             "access_token": sign_access_token(self.state.signing_key, claims),
-            "token_type": "Bearer",
+            "token_type": "Bearer" if jkt is None else "DPoP",
             "expires_in": lifetime,
             "scope": claims["scope"],
         }
@@ -162,4 +197,5 @@ class Issuer:
             "id_token_signing_alg_values_supported": ["ES256"],
             "scopes_supported": scopes,
             "code_challenge_methods_supported": ["S256"],
+            "dpop_signing_alg_values_supported": list(DpopSettings().algorithms),
         }

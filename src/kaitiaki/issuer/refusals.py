@@ -61,6 +61,10 @@ class InvalidTarget(OAuthRefusal):
     error = "invalid_target"
 
 
+class InvalidDpopProof(OAuthRefusal):
+    error = "invalid_dpop_proof"
+
+
 class TokenRequestFailed(KaitiakiError):
     """``fetch_token`` got no access token.
 

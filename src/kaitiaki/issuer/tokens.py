@@ -111,4 +111,5 @@ def introspect_token(
         or exp <= now
     ):
         return inactive
-    return {**claims, "active": True, "token_type": "Bearer"}
+    token_type = "DPoP" if isinstance(claims.get("cnf"), dict) else "Bearer"
+    return {**claims, "active": True, "token_type": token_type}

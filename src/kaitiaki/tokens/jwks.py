@@ -1,85 +1,101 @@
 """A JWKS cache for one issuer: discovered, bounded, single-flight, fail closed.
 
-* Metadata comes from ``{issuer}/.well-known/openid-configuration`` (or the
-  RFC 8414 document) and its ``issuer`` must equal the configured one.
-* Keys live for the response's ``max-age`` clamped to the configured bounds.
+* Metadata comes from ``{issuer}/.well-known/openid-configuration`` and its
+  ``issuer`` must equal the configured one; the ``jwks_uri`` must be https
+  (or http only when the issuer itself is, as in development).
+* Keys live as long as the response's cache headers say (``max-age`` minus
+  ``Age``, ``Expires``; ``no-store``/``no-cache`` mean the lower bound),
+  clamped to ``jwks_min_refresh_seconds`` .. ``jwks_max_age_seconds``.
 * An unknown ``kid`` triggers at most one refetch per cool-down, shared by
-  every concurrent caller.
+  every concurrent caller (single flight).
 * If a fetch fails, the last good keys keep serving for a bounded grace
-  period; after that every lookup fails closed with a 503.
-* Symmetric keys and keys not meant for signatures are never loaded, and
-  private members of a published key are ignored.
+  period, each use counted in ``stats.stale_served`` and logged as an alert;
+  after that every lookup fails closed with a 503. A failed or empty fetch
+  never replaces, adds or relaxes any key: trust is never widened on error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
-from joserfc.errors import JoseError
-from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from kaitiaki.errors import DependencyUnavailable
 from kaitiaki.settings import AuthSettings
-from kaitiaki.strictjson import StrictJSONError, loads_strict
+from kaitiaki.strictjson import StrictJSONError
+from kaitiaki.tokens.keys import VerificationKey, import_public_key
+from kaitiaki.tokens.metadata import check_endpoint, discover, fetch_json
 
-__all__ = ["JwksCache", "VerificationKey"]
+__all__ = ["JwksCache", "JwksStats", "VerificationKey", "lifetime", "parse_keys"]
 
 logger = logging.getLogger("kaitiaki.tokens.jwks")
+alerts = logging.getLogger("kaitiaki.alerts")
 
-_MAX_DOCUMENT_BYTES = 256 * 1024
-_MAX_AGE = re.compile(r"max-age=(\d+)")
-_PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
-_CURVE_ALGORITHM = {
-    "P-256": "ES256",
-    "P-384": "ES384",
-    "P-521": "ES512",
-    "Ed25519": "EdDSA",
-}
-_RSA_ALGORITHMS = frozenset({"RS256", "PS256", "PS384", "PS512"})
-
-Key = ECKey | OKPKey | RSAKey
+_MAX_KEYS = 64
+_FETCH_ERRORS = (aiohttp.ClientError, TimeoutError, ValueError, StrictJSONError)
 
 
-@dataclass(frozen=True, slots=True)
-class VerificationKey:
-    """A public key and the algorithms it may verify."""
+@dataclass(slots=True)
+class JwksStats:
+    """Counters an operator can alert on."""
 
-    key: Key
-    algorithms: frozenset[str]
-
-
-def _import_key(jwk: dict[str, Any]) -> VerificationKey | None:
-    kty = jwk.get("kty")
-    if jwk.get("use", "sig") != "sig" or kty not in ("EC", "OKP", "RSA"):
-        return None
-    public = {
-        name: value for name, value in jwk.items() if name not in _PRIVATE_MEMBERS
-    }
-    declared = jwk.get("alg")
-    try:
-        if kty == "RSA":
-            algorithms = frozenset({declared}) if declared else _RSA_ALGORITHMS
-            return VerificationKey(
-                RSAKey.import_key(public), algorithms & _RSA_ALGORITHMS
-            )
-        curve_alg = _CURVE_ALGORITHM.get(str(public.get("crv")))
-        if curve_alg is None or (declared and declared != curve_alg):
-            return None
-        key: Key = (ECKey if kty == "EC" else OKPKey).import_key(public)
-    except (JoseError, ValueError, TypeError):
-        return None
-    return VerificationKey(key, frozenset({curve_alg}))
+    fetches: int = 0
+    failures: int = 0
+    stale_served: int = 0
 
 
-def _max_age(cache_control: str | None) -> int | None:
-    match = _MAX_AGE.search(cache_control or "")
-    return int(match.group(1)) if match else None
+def _directives(cache_control: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in cache_control.lower().split(","):
+        name, _, value = part.strip().partition("=")
+        found[name] = value.strip('"')
+    return found
+
+
+def lifetime(headers: Any, lower: int, upper: int) -> int:
+    """Seconds a response may be reused, from its cache headers, clamped."""
+    directives = _directives(headers.get("Cache-Control") or "")
+    if "no-store" in directives or "no-cache" in directives:
+        return lower
+    seconds: float | None = None
+    max_age = directives.get("max-age", "")
+    if max_age.isdigit():
+        age = headers.get("Age") or "0"
+        seconds = int(max_age) - (int(age) if age.isdigit() else 0)
+    elif headers.get("Expires") and headers.get("Date"):
+        try:
+            expires = parsedate_to_datetime(headers["Expires"])
+            date = parsedate_to_datetime(headers["Date"])
+            seconds = (expires - date).total_seconds()
+        except (TypeError, ValueError):
+            seconds = None
+    if seconds is None:
+        return upper
+    return int(min(max(seconds, lower), upper))
+
+
+def parse_keys(document: dict[str, Any]) -> dict[str, VerificationKey]:
+    """The usable signing keys of a JWKS document, by ``kid``."""
+    entries = document.get("keys")
+    if not isinstance(entries, list) or len(entries) > _MAX_KEYS:
+        raise ValueError("keys missing or too many")
+    keys: dict[str, VerificationKey] = {}
+    for jwk in entries:
+        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+            continue
+        if jwk["kid"] in keys:
+            raise ValueError("duplicate kid")
+        imported = import_public_key(jwk)
+        if imported is not None:
+            keys[jwk["kid"]] = imported
+    if not keys:
+        raise ValueError("no usable signing key")
+    return keys
 
 
 class JwksCache:
@@ -101,26 +117,42 @@ class JwksCache:
         self._last_attempt: float | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
-        self.fetch_failures = 0
-        self.fetch_count = 0
+        self.stats = JwksStats()
+
+    @property
+    def fetch_failures(self) -> int:
+        return self.stats.failures
+
+    @property
+    def fetch_count(self) -> int:
+        return self.stats.fetches
 
     async def get(self, kid: str) -> VerificationKey | None:
         """The key for ``kid``, refetching once per cool-down when unknown."""
         now = self._clock()
-        wanted = now >= self._expires_at or kid not in self._keys
-        if wanted and self._may_refetch(now):
+        if now < self._expires_at and kid in self._keys:
+            return self._keys[kid]
+        if self._may_refetch(now):
             await self._refresh()
-        self._fail_if_stale(self._clock())
-        return self._keys.get(kid)
+        now = self._clock()
+        self._fail_if_stale(now)
+        found = self._keys.get(kid)
+        if found is not None and now >= self._expires_at:
+            self.stats.stale_served += 1
+            alerts.warning(
+                "jwks_stale: serving last good keys of %s, %d s past expiry",
+                self._settings.issuer,
+                int(now - self._expires_at),
+            )
+        return found
 
     def _may_refetch(self, now: float) -> bool:
         last = self._last_attempt
         return last is None or now - last >= self._settings.jwks_min_refresh_seconds
 
     def _fail_if_stale(self, now: float) -> None:
-        fetched = self._fetched_at
         grace = self._settings.jwks_stale_grace_seconds
-        if fetched is None or now > self._expires_at + grace:
+        if self._fetched_at is None or now > self._expires_at + grace:
             raise DependencyUnavailable(
                 "The token issuer's keys are unavailable; try again later.",
                 detail="jwks_unavailable",
@@ -135,63 +167,33 @@ class JwksCache:
                 return
             self._last_attempt = now
             try:
-                keys, max_age = await self._fetch()
-            except (
-                aiohttp.ClientError,
-                TimeoutError,
-                ValueError,
-                StrictJSONError,
-            ) as exc:
-                self.fetch_failures += 1
-                logger.warning(
-                    "JWKS fetch for %s failed: %s",
+                keys, seconds = await self._fetch()
+            except _FETCH_ERRORS as exc:
+                self.stats.failures += 1
+                alerts.warning(
+                    "jwks_fetch_failed: %s (%s); keeping the last good keys",
                     self._settings.issuer,
                     type(exc).__name__,
                 )
                 if self._on_fetch_failure is not None:
                     self._on_fetch_failure(type(exc).__name__)
                 return
-            self.fetch_count += 1
+            self.stats.fetches += 1
             self._keys = keys
             self._fetched_at = now
-            lower = self._settings.jwks_min_refresh_seconds
-            upper = self._settings.jwks_max_age_seconds
-            self._expires_at = now + min(max(max_age or upper, lower), upper)
-
-    async def _get_json(self, url: str) -> tuple[dict[str, Any], str | None]:
-        timeout = aiohttp.ClientTimeout(total=5)
-        async with self._session.get(
-            url, timeout=timeout, allow_redirects=False
-        ) as resp:
-            if resp.status != 200:
-                raise ValueError(f"status {resp.status}")
-            body = await resp.content.read(_MAX_DOCUMENT_BYTES + 1)
-            if len(body) > _MAX_DOCUMENT_BYTES:
-                raise ValueError("document too large")
-            document = loads_strict(body, max_depth=8)
-            if not isinstance(document, dict):
-                raise ValueError("not a JSON object")
-            return document, resp.headers.get("Cache-Control")
+            self._expires_at = now + seconds
 
     async def _jwks_uri(self) -> str:
         if self._settings.jwks_uri:
             return self._settings.jwks_uri
-        issuer = self._settings.issuer.rstrip("/")
-        metadata, _ = await self._get_json(f"{issuer}/.well-known/openid-configuration")
-        if metadata.get("issuer") != self._settings.issuer:
-            raise ValueError("metadata issuer does not match")
-        uri = metadata.get("jwks_uri")
-        if not isinstance(uri, str):
-            raise ValueError("metadata has no jwks_uri")
-        return uri
+        issuer = self._settings.issuer
+        metadata = await discover(self._session, issuer)
+        return check_endpoint(issuer, metadata.get("jwks_uri"))
 
-    async def _fetch(self) -> tuple[dict[str, VerificationKey], int | None]:
-        document, cache_control = await self._get_json(await self._jwks_uri())
-        keys: dict[str, VerificationKey] = {}
-        for jwk in document.get("keys", []):
-            if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
-                continue
-            imported = _import_key(jwk)
-            if imported is not None and imported.algorithms:
-                keys[jwk["kid"]] = imported
-        return keys, _max_age(cache_control)
+    async def _fetch(self) -> tuple[dict[str, VerificationKey], int]:
+        document, headers = await fetch_json(self._session, await self._jwks_uri())
+        settings = self._settings
+        seconds = lifetime(
+            headers, settings.jwks_min_refresh_seconds, settings.jwks_max_age_seconds
+        )
+        return parse_keys(document), seconds
