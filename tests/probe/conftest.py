@@ -69,8 +69,13 @@ class Stack:
         """A fresh gateway (fresh rate limits) behind ``weakness``; yields the
         FHIR base URL."""
         port = port or free_port()
+        # The public URL is the one the probe calls, so that DPoP proofs' htu
+        # (checked against it) can match.
+        public = self.settings.gateway.model_copy(
+            update={"public_url": f"http://127.0.0.1:{port}"}
+        )
         app = Weak(
-            Gateway(self.settings),
+            Gateway(self.settings.model_copy(update={"gateway": public})),
             weakness,
             issuer=weak.pop("issuer", self.issuer),
             audience=AUDIENCE,

@@ -54,6 +54,7 @@ WEAK_TARGETS: list[tuple[str, tuple[str, ...]]] = [
     ("sets-cookie", ("zt.no-set-cookie",)),
     ("trusts-internal-address", ("zt.forwarding-anonymous",)),
     ("honours-forwarded-host", ("zt.forwarding-links",)),
+    ("accepts-dpop-replay", ("authn.dpop-replay",)),
     ("method-override", ("zt.method-override",)),
     ("cors-reflect", ("zt.cors",)),
     ("no-cache-control", ("http.no-store",)),
@@ -176,12 +177,6 @@ AS_TARGETS: list[tuple[str, dict[str, Any], dict[str, Any] | None, str]] = [
     ),
     ("rsa-keys", {}, {"keys": [RSA_KEY]}, "as.signing-algorithms"),
     ("private-jwks", {}, "private", "iam.jwks-public-only"),  # type: ignore[list-item]
-    (
-        "dpop-advertised",
-        {"dpop_signing_alg_values_supported": ["ES256"]},
-        None,
-        "authn.dpop-replay",
-    ),
 ]
 
 

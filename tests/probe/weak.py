@@ -112,6 +112,8 @@ class Weak:
             await _respond(send, incoming, *early)
             return
         scope = self.rewrite(scope, incoming)
+        if self.weakness == "accepts-dpop-replay":
+            _forget_dpop_proofs(self.inner)
         status, headers, payload = await _call(self.inner, scope, body)
         status, headers, payload = self.alter(incoming, status, headers, payload)
         await _respond(send, incoming, status, payload, headers)
@@ -248,7 +250,9 @@ class Weak:
             body = body[:-1] + b',"diagnostics":' + json.dumps(_echo(r)).encode() + b"}"
         host = r.headers.get("x-forwarded-host")
         if w == "honours-forwarded-host" and host:
+            own = r.headers.get("host", "kaitiaki.test").encode()
             body = body.replace(b"kaitiaki.test", host.encode())
+            body = body.replace(own, host.encode())
         return status, headers, body
 
     def alter_headers(
@@ -342,3 +346,12 @@ async def _respond(
     raw = [(k.encode(), v.encode("latin-1")) for k, v in pairs]
     await send({"type": "http.response.start", "status": status, "headers": raw})
     await send({"type": "http.response.body", "body": body})
+
+
+def _forget_dpop_proofs(app: App) -> None:
+    """The weakness of a gateway without a replay cache: every proof is new."""
+    tokens = getattr(app, "tokens", None)
+    replay = getattr(tokens, "replay", None)
+    seen = getattr(replay, "_seen", None)
+    if isinstance(seen, dict):
+        seen.clear()
