@@ -147,6 +147,17 @@ def check_framing(headers: dict[str, list[str]]) -> None:
         )
 
 
+def check_host(headers: dict[str, list[str]], allowed: frozenset[str]) -> None:
+    """Exactly one Host, naming this gateway (``name`` or ``name:port``)."""
+    values = headers.get("host", [])
+    if len(values) != 1:
+        raise BadRequest("The Host header is missing or repeated.", detail="host")
+    host = values[0].strip().lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if host not in allowed and name not in allowed:
+        raise BadRequest("The Host header names another site.", detail="host")
+
+
 @dataclass(frozen=True, slots=True)
 class CanonicalRequest:
     """What every control reads: never the raw URL again."""

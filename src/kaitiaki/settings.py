@@ -12,6 +12,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -59,6 +60,9 @@ class GatewaySettings(_Frozen):
     max_header_bytes: int = Field(default=16384, ge=1024, le=131072)
     max_header_count: int = Field(default=64, ge=8, le=512)
     upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # Host header values accepted; empty means the public URL's host and the
+    # listener's host. "name" matches any port, "name:port" only that port.
+    allowed_hosts: tuple[str, ...] = ()
 
     @field_validator("fhir_base")
     @classmethod
@@ -68,6 +72,15 @@ class GatewaySettings(_Frozen):
                 "fhir_base must look like '/fhir' (leading, no trailing /)"
             )
         return value
+
+    def host_names(self) -> frozenset[str]:
+        """Accepted Host values, lower-case: ``name`` or ``name:port``."""
+        if self.allowed_hosts:
+            return frozenset(name.lower() for name in self.allowed_hosts)
+        names = {self.host.lower()}
+        if self.public_url:
+            names.add(urlsplit(self.public_url).netloc.lower())
+        return frozenset(names)
 
     @property
     def base_url(self) -> str:
@@ -174,8 +187,21 @@ class RefApiSettings(_Frozen):
 
 
 class ValidationSettings(_Frozen):
-    """Content rules beyond the wire format: search size, NZ identifiers."""
+    """Content rules beyond the wire format: FHIR structure, search
+    parameters, JSON sizes, NZ identifiers (docs/configuration.md)."""
 
+    fhir_structure: bool = True
+    response_validation: Literal["off", "log", "block"] = "off"
+    search_parameters: Literal["definitions", "capability"] = "definitions"
+    extra_search_parameters: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    allow_unknown_search_parameters: bool = False
+    max_json_depth: int = Field(default=64, ge=8, le=256)
+    max_json_members: int = Field(default=1000, ge=16, le=100_000)
+    max_json_items: int = Field(default=10_000, ge=16, le=1_000_000)
+    max_json_string: int = Field(default=1_048_576, ge=256, le=64 * 1_048_576)
+    compressed_bodies: bool = False
+    max_inflated_bytes: int = Field(default=4 * 1_048_576, ge=1024, le=64 * 1_048_576)
+    max_inflate_ratio: int = Field(default=20, ge=2, le=1000)
     max_count: int = Field(default=100, ge=1, le=1000)
     check_nz_identifiers: bool = True
     # Published test identifiers that fail their own check character, e.g. the

@@ -13,51 +13,51 @@ import pytest
 
 from tests.gateway.conftest import GatewayUnderTest
 
-SMUGGLED = b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\n\r\n"
+SMUGGLED = b"GET /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 CASES = {
     "HRS-02 CL and TE": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED
     ),
     "HRS-02 TE and CL": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         b"Content-Length: 60\r\n\r\n0\r\n\r\n" + SMUGGLED
     ),
     "HRS-01 two TE, chunked not last": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         b"Transfer-Encoding: identity\r\n\r\n0\r\n\r\n" + SMUGGLED
     ),
     "HRS-01 TE list chunked not last": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\n"
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + SMUGGLED
     ),
     "HRS-01 unknown coding": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n"
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: xchunked\r\n"
         b"\r\n0\r\n\r\n" + SMUGGLED
     ),
     "differing duplicate CL": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
         b"Content-Length: 40\r\n\r\n{}" + SMUGGLED
     ),
     "HRS-04 chunk without CRLF": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         b"\r\n5\r\nhelloXX0\r\n\r\n" + SMUGGLED
     ),
     "bad chunk size": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        b"POST /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n"
         b"\r\nzz\r\nhello\r\n0\r\n\r\n"
     ),
     "space before colon": (
-        b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n"
+        b"GET /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding : chunked\r\n\r\n"
     ),
     "bare CR in header": (
-        b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n"
+        b"GET /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\rb\r\n\r\n"
     ),
     "absolute-form target": (
-        b"GET http://attacker.example/fhir/Patient HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET http://attacker.example/fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
     ),
-    "NUL in header": (b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"),
+    "NUL in header": (b"GET /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\x00b\r\n\r\n"),
 }
 
 
@@ -93,7 +93,7 @@ def test_obs_fold_is_unfolded_never_split(gateway: GatewayUnderTest) -> None:
     port = gateway.client.base_url.port
     assert port is not None
     payload = (
-        b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\nX-A: a\r\n"
+        b"GET /fhir/Patient HTTP/1.1\r\nHost: 127.0.0.1\r\nX-A: a\r\n"
         b" Authorization: Bearer x\r\n\r\n"
     )
     received = _exchange(port, payload + b"")

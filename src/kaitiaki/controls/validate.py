@@ -2,8 +2,9 @@
 
 The body must be declared as FHIR JSON in UTF-8, must not be compressed,
 must fit the size limit, must be strict JSON (no duplicate members, no
-NaN, bounded depth) and must be a resource of the type the URL names, with
-the URL's id on update.
+NaN, bounded depth and sizes), must be a resource of the type the URL names,
+with the URL's id on update, and must have the structure FHIR R4 defines
+(every embedded resource too).
 """
 
 from __future__ import annotations
@@ -18,13 +19,15 @@ from kaitiaki.errors import (
 )
 from kaitiaki.fhir.interactions import Interaction
 from kaitiaki.request import CanonicalRequest
-from kaitiaki.strictjson import StrictJSONError, loads_strict
+from kaitiaki.settings import ValidationSettings
+from kaitiaki.strictjson import JsonLimits, StrictJSONError, loads_strict
 
-__all__ = ["check_accept", "check_body_headers", "check_resource"]
+__all__ = ["check_accept", "check_body_headers", "check_resource", "json_limits"]
 
 _JSON_TYPES = ("application/fhir+json", "application/json")
 _ACCEPTABLE = (*_JSON_TYPES, "application/*", "*/*")
 _FORMATS = ("json", "application/json", "application/fhir+json")
+_CODINGS = ("gzip", "deflate")
 
 
 def _media_type(value: str) -> tuple[str, dict[str, str]]:
@@ -53,10 +56,13 @@ def check_accept(request: CanonicalRequest) -> None:
         raise NotAcceptable("Only FHIR JSON responses are available.", detail="accept")
 
 
-def check_body_headers(request: CanonicalRequest, *, max_bytes: int) -> None:
-    """Check what the headers promise about a body, before reading it."""
-    encoding = request.header("content-encoding")
-    if encoding is not None and encoding.strip().lower() != "identity":
+def check_body_headers(
+    request: CanonicalRequest, *, max_bytes: int, compressed: bool = False
+) -> str | None:
+    """Check what the headers promise about a body, before reading it; return
+    the content coding to undo (gzip or deflate) when ``compressed`` allows it."""
+    encoding = (request.header("content-encoding") or "identity").strip().lower()
+    if encoding != "identity" and not (compressed and encoding in _CODINGS):
         raise UnsupportedMediaType(
             "Compressed request bodies are not accepted.", detail="content_encoding"
         )
@@ -74,12 +80,26 @@ def check_body_headers(request: CanonicalRequest, *, max_bytes: int) -> None:
     length = request.header("content-length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
         raise PayloadTooLarge("The request body is too large.")
+    return None if encoding == "identity" else encoding
 
 
-def check_resource(body: bytes, interaction: Interaction) -> dict[str, Any]:
+def json_limits(settings: ValidationSettings) -> JsonLimits:
+    return JsonLimits(
+        max_depth=settings.max_json_depth,
+        max_members=settings.max_json_members,
+        max_items=settings.max_json_items,
+        max_string=settings.max_json_string,
+    )
+
+
+def check_resource(
+    body: bytes,
+    interaction: Interaction,
+    settings: ValidationSettings,
+) -> dict[str, Any]:
     """Parse the body strictly and check it is the resource the URL names."""
     try:
-        resource = loads_strict(body, max_depth=64)
+        resource = loads_strict(body, limits=json_limits(settings))
     except StrictJSONError as exc:
         raise BadRequest(
             "The request body is not valid JSON.", detail=f"json_{exc.reason}"

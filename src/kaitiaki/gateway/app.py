@@ -17,8 +17,10 @@ import aiohttp
 from anyio import to_thread
 
 from kaitiaki.audit import AuditEvent, AuditSink, open_sink
+from kaitiaki.controls.content import Validator
 from kaitiaki.errors import DependencyUnavailable, InternalFault, Refusal
 from kaitiaki.gateway.exchange import Trail, handle_request
+from kaitiaki.gateway.metadata import load_validator
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.limits import RateLimits
 from kaitiaki.settings import Settings
@@ -44,6 +46,7 @@ class Gateway:
         self.keys: JwksCache | None = None
         self.limits: RateLimits | None = None
         self.sink: AuditSink | None = None
+        self.validator: Validator | None = None
 
     async def startup(self) -> None:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -53,6 +56,7 @@ class Gateway:
         self.keys = JwksCache(self.settings.auth, self.session, self.clock)
         self.limits = RateLimits(self.settings.limits)
         self.sink = open_sink(self.settings.audit)
+        self.validator = await load_validator(self.settings, self.session)
         logger.info("gateway %s ready", self.settings.gateway.instance)
 
     async def shutdown(self) -> None:

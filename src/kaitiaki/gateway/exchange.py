@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from kaitiaki.controls.authenticate import bearer_token
 from kaitiaki.controls.authorise import authorise
+from kaitiaki.controls.content import inflate
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
 from kaitiaki.controls.validate import check_accept, check_body_headers, check_resource
@@ -27,6 +28,7 @@ from kaitiaki.request import (
     CanonicalRequest,
     canonical_path,
     check_framing,
+    check_host,
     collect_headers,
     correlation_id,
     encode_query,
@@ -77,6 +79,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
     )
     trail.correlation_id = correlation_id(headers)
     check_framing(headers)
+    check_host(headers, limits.host_names())
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
     query = parse_query(scope.get("query_string", b""), max_bytes=limits.max_uri_bytes)
@@ -96,6 +99,8 @@ def _route(gateway: Gateway, request: CanonicalRequest, trail: Trail) -> Interac
     if request.path != base and not request.path.startswith(base + "/"):
         raise NotFound("No route matches the request.", detail="no_route")
     interaction = match_interaction(request.method, request.path[len(base) :])
+    if gateway.validator is not None:
+        gateway.validator.check_route(interaction)
     trail.route = base + interaction.route
     trail.interaction = interaction.name
     trail.resource_type = interaction.resource_type
@@ -127,6 +132,9 @@ async def _body(
     trail: Trail,
 ) -> tuple[bytes | None, CanonicalRequest]:
     limit = gateway.settings.gateway.max_body_bytes
+    validation, validator = gateway.settings.validation, gateway.validator
+    if validator is None:
+        raise RuntimeError("gateway used before startup")
     if interaction.name == "search-type-post":
         content_type = (request.header("content-type") or "").split(";")[0].strip()
         if content_type.lower() != _FORM:
@@ -134,18 +142,25 @@ async def _body(
                 "A search body must be form-encoded.", detail="search_form"
             )
         form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
-        query = check_search(request.query + form, gateway.settings.validation)
+        query = check_search(request.query + form, validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
+        validator.check_search(merged, interaction)
         return encode_query(merged.query).encode(), merged
     if not interaction.has_body:
         if interaction.name.startswith("search"):
-            query = check_search(request.query, gateway.settings.validation)
+            query = check_search(request.query, validation)
             request = CanonicalRequest(**{**_fields(request), "query": query})
+            validator.check_search(request, interaction)
         return None, request
-    check_body_headers(request, max_bytes=limit)
+    coding = check_body_headers(
+        request, max_bytes=limit, compressed=validation.compressed_bodies
+    )
     body = await _read_body(receive, limit, trail)
-    resource = check_resource(body, interaction)
-    check_resource_identifiers(resource, gateway.settings.validation)
+    if coding is not None:
+        body = inflate(body, coding, validation)
+    resource = check_resource(body, interaction, validation)
+    validator.check_resource(resource)
+    check_resource_identifiers(resource, validation)
     return body, request
 
 
@@ -233,6 +248,9 @@ async def _proxy(
         body,
         timeout=settings.upstream_timeout_seconds,
     )
+    content_type = dict(reply.headers).get("content-type", "")
+    if gateway.validator is not None and reply.status < 500:
+        gateway.validator.check_reply(content_type, reply.body)
     if reply.status >= 500:
         # The upstream's own error page may carry internals: never relay it.
         trail.refusal_code, trail.refusal_step = "upstream_error", "upstream"
