@@ -24,12 +24,23 @@ from pathlib import Path
 from typing import Any
 
 OUT = Path(__file__).resolve().parent.parent / "src/kaitiaki/fhir/definitions"
-# Medplum adds these to Meta; they are not FHIR R4.
-MEDPLUM_META = ("project", "author", "account", "compartment")
+# Medplum adds these elements; they are not FHIR R4. Found by comparing every
+# definition's properties with the elements of HL7's R4 StructureDefinitions.
+MEDPLUM_ELEMENTS = {
+    "Meta": ("project", "author", "account", "compartment"),
+    "OperationOutcome": ("resource", "status", "_status"),
+    "Reference": ("resource",),
+}
 # HL7 wrote the patterns for Java's regex, where \s and \S are ASCII only.
 JAVA_SPACE = r"[ \t\n\x0B\f\r]"
 JAVA_NON_SPACE = r"[^ \t\n\x0B\f\r]"
 INT32 = {"minimum": -2147483648, "maximum": 2147483647}
+# HL7's number patterns for the integer types (ignored by JSON Schema on numbers).
+INTEGER_PATTERNS = {
+    "^-?([0]|([1-9][0-9]*))$": {"type": "integer", **INT32},
+    "^[1-9][0-9]*$": {"type": "integer", **INT32, "minimum": 1},
+    "^[0]|([1-9][0-9]*)$": {"type": "integer", **INT32, "minimum": 0},
+}
 
 
 def _refs(node: Any, found: set[str]) -> None:
@@ -52,12 +63,22 @@ def _java_pattern(pattern: str) -> str:
     )
 
 
-def _arrays_not_empty(node: Any) -> None:
+def _tighten(node: Any) -> None:
+    """Integers as integers, arrays never empty, elements always objects."""
     if isinstance(node, dict):
+        if node.get("type") == "number" and node.get("pattern") in INTEGER_PATTERNS:
+            replacement = INTEGER_PATTERNS[node["pattern"]]
+            del node["pattern"]
+            node.update(replacement)
         if node.get("type") == "array":
             node["minItems"] = 1
+        if "properties" in node and "type" not in node:
+            node["type"] = "object"
         for value in node.values():
-            _arrays_not_empty(value)
+            _tighten(value)
+    elif isinstance(node, list):
+        for value in node:
+            _tighten(value)
 
 
 def derive_schema(folder: Path) -> dict[str, Any]:
@@ -72,8 +93,9 @@ def derive_schema(folder: Path) -> dict[str, Any]:
         and definitions[name].get("properties", {}).get("resourceType", {}).get("const")
         == name
     ]
-    for name in MEDPLUM_META:
-        definitions["Meta"]["properties"].pop(name, None)
+    for owner, names in MEDPLUM_ELEMENTS.items():
+        for name in names:
+            definitions[owner]["properties"].pop(name, None)
 
     # Embedded resources are validated one by one against their own type.
     definitions["ResourceList"] = {"type": "object", "required": ["resourceType"]}
@@ -93,12 +115,9 @@ def derive_schema(folder: Path) -> dict[str, Any]:
         if "pattern" in definition:
             definition["pattern"] = _java_pattern(definition["pattern"])
     # FHIR integer types are 32-bit; HL7's schema says "number" with a pattern.
-    kept["integer"] = {"type": "integer", **INT32}
-    kept["positiveInt"] = {"type": "integer", **INT32, "minimum": 1}
-    kept["unsignedInt"] = {"type": "integer", **INT32, "minimum": 0}
+    _tighten(kept)
     kept["xhtml"] = {"type": "string", "minLength": 1}
     kept["Extension"]["required"] = ["url"]
-    _arrays_not_empty(kept)
     return {
         "$schema": schema["$schema"],
         "id": schema["id"],

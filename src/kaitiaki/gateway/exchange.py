@@ -78,7 +78,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         max_bytes=limits.max_header_bytes,
     )
     trail.correlation_id = correlation_id(headers)
-    check_framing(headers)
+    check_framing(headers, scope.get("http_version", "1.1"))
     check_host(headers, limits.host_names())
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
