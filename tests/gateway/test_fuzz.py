@@ -165,7 +165,15 @@ def _recheck(
     path = canonical_path(seen["path"].encode(), max_bytes=4096)
     segments = path.split("/")[2:]
     query = parse_query(seen["query"].encode(), max_bytes=4096)
-    if seen["method"] == "GET" and len(segments) == 1:
+    if segments == ["metadata"]:
+        assert {n for n, _ in query} <= {
+            "mode",
+            "_format",
+            "_pretty",
+            "_summary",
+            "_elements",
+        }
+    elif seen["method"] == "GET" and len(segments) == 1:
         search.check(segments[0], query)
     if seen["body"] and seen["method"] in ("POST", "PUT") and "_search" not in path:
         resource = loads_strict(seen["body"])

@@ -32,6 +32,9 @@ __all__ = ["Validator", "inflate"]
 logger = logging.getLogger("kaitiaki.validate")
 
 _ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+_CAPABILITY_PARAMETERS = frozenset(
+    {"mode", "_format", "_pretty", "_summary", "_elements"}
+)
 
 
 def inflate(body: bytes, encoding: str, settings: ValidationSettings) -> bytes:
@@ -87,13 +90,23 @@ class Validator:
             )
         return cls(settings, FhirDefinitions.load_r4(), search)
 
-    def check_route(self, interaction: Interaction) -> None:
-        """A resource type FHIR R4 does not define is no route (404)."""
+    def check_route(self, interaction: Interaction, request: CanonicalRequest) -> None:
+        """A resource type FHIR R4 does not define is no route (404); the
+        public capabilities interaction takes only its own parameters."""
         resource_type = interaction.resource_type
         if resource_type is not None and (
             resource_type not in self.definitions.resource_types
         ):
             raise NotFound("No route matches the request.", detail="no_route")
+        if interaction.name == "capabilities":
+            for position, (name, _) in enumerate(request.query):
+                if name not in _CAPABILITY_PARAMETERS:
+                    raise InvalidContent(
+                        "A search parameter is not supported for this resource type.",
+                        issue_code="value",
+                        detail="search_parameter",
+                        expression=f"parameter[{position}]",
+                    )
 
     def check_search(self, request: CanonicalRequest, interaction: Interaction) -> None:
         if interaction.resource_type is not None:

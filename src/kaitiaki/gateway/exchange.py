@@ -100,7 +100,7 @@ def _route(gateway: Gateway, request: CanonicalRequest, trail: Trail) -> Interac
         raise NotFound("No route matches the request.", detail="no_route")
     interaction = match_interaction(request.method, request.path[len(base) :])
     if gateway.validator is not None:
-        gateway.validator.check_route(interaction)
+        gateway.validator.check_route(interaction, request)
     trail.route = base + interaction.route
     trail.interaction = interaction.name
     trail.resource_type = interaction.resource_type
