@@ -26,6 +26,7 @@ __all__ = [
     "GatewaySettings",
     "LimitSettings",
     "RefApiSettings",
+    "RestRoute",
     "Settings",
     "ValidationSettings",
     "load_settings",
@@ -209,6 +210,23 @@ class ValidationSettings(_Frozen):
     identifier_allow_list: tuple[str, ...] = ()
 
 
+class RestRoute(_Frozen):
+    """A non-FHIR route: requests below ``prefix`` are validated against the
+    OpenAPI document and forwarded to ``upstream``."""
+
+    prefix: str
+    openapi: str
+    upstream: str
+    allow_unknown_query: bool = False
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_path(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") or "//" in value:
+            raise ValueError("prefix must look like '/api/v1' (leading, no trailing /)")
+        return value
+
+
 class Settings(_Frozen):
     gateway: GatewaySettings
     auth: AuthSettings
@@ -217,6 +235,7 @@ class Settings(_Frozen):
     audit: AuditSettings = AuditSettings()
     dev_issuer: DevIssuerSettings | None = None
     refapi: RefApiSettings | None = None
+    rest: tuple[RestRoute, ...] = ()
 
 
 def _describe(error: ValidationError) -> str:

@@ -36,7 +36,10 @@ def running_gateway(
         ThreadServer(upstream or upstream_app(recorder)) as backend,
     ):
         settings = parse_settings(
-            gateway_toml(issuer.url, backend.url, tmp, extra), source="test"
+            gateway_toml(
+                issuer.url, backend.url, tmp, extra.replace("{upstream}", backend.url)
+            ),
+            source="test",
         )
         with (
             ThreadServer(Gateway(settings)) as server,

@@ -23,6 +23,7 @@ from kaitiaki.gateway.exchange import Trail, handle_request
 from kaitiaki.gateway.metadata import load_validator
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.limits import RateLimits
+from kaitiaki.rest.openapi import OpenApiDocument
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import JwksCache
 
@@ -47,6 +48,16 @@ class Gateway:
         self.limits: RateLimits | None = None
         self.sink: AuditSink | None = None
         self.validator: Validator | None = None
+        # Each REST route with its OpenAPI document, read and compiled once.
+        self.rest_routes = [
+            (
+                route,
+                OpenApiDocument.load(
+                    route.openapi, allow_unknown_query=route.allow_unknown_query
+                ),
+            )
+            for route in settings.rest
+        ]
 
     async def startup(self) -> None:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -92,13 +103,13 @@ class Gateway:
             reply = await handle_request(self, scope, receive, trail)
         except Refusal as refusal:
             trail.refuse(refusal)
-            reply = refusal_reply(refusal)
+            reply = refusal_reply(refusal, rest=trail.api == "rest")
         except Exception:
             # The one top-level handler: log the fault, show nothing of it.
             logger.exception("unhandled fault in step %s", trail.step)
             fault = InternalFault("The request could not be processed.")
             trail.refuse(fault)
-            reply = refusal_reply(fault)
+            reply = refusal_reply(fault, rest=trail.api == "rest")
 
         reply = await self._audit(trail, reply, started)
         await _send_reply(send, reply, trail.correlation_id)

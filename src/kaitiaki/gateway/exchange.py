@@ -34,6 +34,7 @@ from kaitiaki.request import (
     encode_query,
     parse_query,
 )
+from kaitiaki.rest.exchange import find_rest_route, handle_rest
 from kaitiaki.tokens import verify_access_token
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class Trail:
     refusal_code: str | None = None
     refusal_step: str | None = None
     bytes_in: int = 0
+    api: str = "fhir"
 
     def refuse(self, refusal: Refusal) -> None:
         self.refusal_code, self.refusal_step = refusal.detail, self.step
@@ -107,7 +109,7 @@ def _route(gateway: Gateway, request: CanonicalRequest, trail: Trail) -> Interac
     return interaction
 
 
-async def _read_body(receive: Receive, max_bytes: int, trail: Trail) -> bytes:
+async def read_body(receive: Receive, max_bytes: int, trail: Trail) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -141,7 +143,7 @@ async def _body(
             raise BadRequest(
                 "A search body must be form-encoded.", detail="search_form"
             )
-        form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
+        form = parse_query(await read_body(receive, limit, trail), max_bytes=limit)
         query = check_search(request.query + form, validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
         validator.check_search(merged, interaction)
@@ -155,7 +157,7 @@ async def _body(
     coding = check_body_headers(
         request, max_bytes=limit, compressed=validation.compressed_bodies
     )
-    body = await _read_body(receive, limit, trail)
+    body = await read_body(receive, limit, trail)
     if coding is not None:
         body = inflate(body, coding, validation)
     resource = check_resource(body, interaction, validation)
@@ -176,6 +178,9 @@ async def handle_request(
     now = gateway.clock()
     if gateway.limits is not None:
         await gateway.limits.check_address(trail.client_address, now)
+    rest = find_rest_route(gateway, request.path)
+    if rest is not None:
+        return await handle_rest(gateway, rest, request, receive, trail)
     interaction = _route(gateway, request, trail)
 
     trail.step = "filter"
