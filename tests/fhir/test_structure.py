@@ -6,14 +6,17 @@ from __future__ import annotations
 import copy
 import gzip
 import json
+import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kaitiaki.errors import InvalidContent
+from kaitiaki.controls.identifiers import check_resource_identifiers
+from kaitiaki.errors import BadRequest, InvalidContent
 from kaitiaki.fhir.structure import FhirDefinitions, embedded_resources
+from kaitiaki.settings import ValidationSettings
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/data/fhir-nz-examples"
 FILES = sorted(CORPUS.glob("*/*.json"))
@@ -255,3 +258,37 @@ def test_structure_embedded_locations_match_the_schema() -> None:
     }
     nested = {"resourceType": "Bundle", "entry": [{"resource": PATIENT}]}
     assert [path for path, _ in embedded_resources(nested)] == ["entry[0].resource"]
+
+
+NZ_FAILURES = tomllib.loads(
+    (Path(__file__).parent / "data/nz-identifier-failures.toml").read_text()
+)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_nz_identifiers_in_corpus_examples(path: Path) -> None:
+    # Every example passes, except the listed ones, which must fail (so the
+    # list stays exact), and pass again once their values are allow-listed.
+    resource = json.loads(path.read_bytes())
+    name = f"{path.parent.name}/{path.name}"
+    if name not in NZ_FAILURES:
+        check_resource_identifiers(resource, ValidationSettings())
+        return
+    with pytest.raises(BadRequest) as caught:
+        check_resource_identifiers(resource, ValidationSettings())
+    assert caught.value.issue_code == "value"
+    placeholders = tuple(
+        value.upper() for key in ("value",) for value in _all_values(resource, key)
+    )
+    check_resource_identifiers(
+        resource, ValidationSettings(identifier_allow_list=placeholders)
+    )
+
+
+def _all_values(node: Any, key: str) -> list[str]:
+    if isinstance(node, dict):
+        found = [node[key]] if isinstance(node.get(key), str) else []
+        return found + [v for child in node.values() for v in _all_values(child, key)]
+    if isinstance(node, list):
+        return [v for child in node for v in _all_values(child, key)]
+    return []
