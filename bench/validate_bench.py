@@ -52,8 +52,8 @@ def patient_1k() -> bytes:
     # padded with names to about 1 KB.
     raw = (CORPUS / "HL7NZ-nzbase/Patient-patient-nhi.json").read_bytes()
     resource = json.loads(raw)
-    nhis = ("ZJM9397", "ZAA0792", "ZKC4633")
-    for identifier, nhi in zip(resource["identifier"], nhis, strict=True):
+    nhis = ("ZJM9397", "ZAA0792", "ZKC4633", "ZAC5361", "ZZZ0008", "ZZZ0016")
+    for identifier, nhi in zip(resource["identifier"], nhis, strict=False):
         identifier["value"] = nhi
     while len(json.dumps(resource)) < 1000:
         resource.setdefault("name", []).append({"family": "Matariki", "given": ["J"]})
