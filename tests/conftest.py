@@ -28,6 +28,7 @@ class ThreadServer:
             app,
             host="127.0.0.1",
             port=self.port,
+            http="h11",  # as `kaitiaki serve` runs it
             lifespan="on",
             access_log=False,
             log_level="warning",

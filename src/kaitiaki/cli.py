@@ -26,10 +26,13 @@ def _serve_asgi(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     # No access log: a request line can carry an NHI in its query string.
+    # h11, named so an installed httptools never replaces the parser that the
+    # framing tests prove (tests/gateway/test_framing.py).
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
+        http="h11",
         lifespan="on",
         access_log=False,
         server_header=False,

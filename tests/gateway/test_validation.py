@@ -11,16 +11,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.gateway.conftest import GatewayUnderTest, StandIn
+from kaitiaki.errors import ConfigError
+from kaitiaki.gateway.metadata import load_validator
+from kaitiaki.settings import parse_settings
+from tests.conftest import ThreadServer
+from tests.gateway.conftest import GatewayUnderTest, StandIn, gateway_toml
 from tests.gateway.validation_support import running_gateway
 
 JSON = "application/fhir+json"
+CAPABILITY = '[validation]\nsearch_parameters = "capability"\n'
 PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "female"}
 
 
@@ -281,3 +287,52 @@ def test_response_validation_modes(
         assert "secret" not in bad.text
     logged = "failed validation" in caplog.text
     assert logged == (mode != "off")
+
+
+def _capability_upstream(statement: dict[str, Any] | None) -> Starlette:
+    async def reply(request: Request) -> Response:
+        if request.url.path.endswith("/metadata"):
+            if statement is None:
+                return Response("down", 503)
+            return JSONResponse(statement, media_type=JSON)
+        return JSONResponse({"resourceType": "Bundle", "type": "searchset"})
+
+    return Starlette(routes=[Route("/{path:path}", reply)])
+
+
+def test_search_parameters_from_upstream_capability_statement(tmp_path: Path) -> None:
+    statement = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "rest": [
+            {
+                "mode": "server",
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "searchParam": [{"name": "iwi", "type": "token"}],
+                    }
+                ],
+            }
+        ],
+    }
+    upstream = _capability_upstream(statement)
+    with running_gateway(tmp_path, CAPABILITY, upstream=upstream) as (gw, standin):
+        headers = {"Accept": JSON, "Authorization": "Bearer " + standin.token()}
+        assert gw.client.get("/fhir/Patient?iwi=x", headers=headers).status_code == 200
+        assert (
+            gw.client.get("/fhir/Patient?family=x", headers=headers).status_code == 400
+        )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("statement", [None, {"resourceType": "Patient"}])
+async def test_capability_mode_refuses_to_start_without_metadata(
+    tmp_path: Path, statement: dict[str, Any] | None
+) -> None:
+    toml = gateway_toml("https://idp.example", "UP", tmp_path, CAPABILITY)
+    with ThreadServer(_capability_upstream(statement)) as upstream:
+        settings = parse_settings(toml.replace("UP", upstream.url), source="test")
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(ConfigError):
+                await load_validator(settings, session)

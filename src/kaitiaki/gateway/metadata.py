@@ -45,6 +45,8 @@ async def load_validator(
             "validation.search_parameters = 'capability': the upstream's "
             "/metadata could not be fetched"
         ) from exc
+    if status != 200:
+        raise ConfigError("the upstream's /metadata did not answer 200")
     try:
         statement = loads_strict(body, max_depth=32)
     except StrictJSONError as exc:
