@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from kaitiaki.errors import ConfigError
 
@@ -236,6 +243,15 @@ class Settings(_Frozen):
     dev_issuer: DevIssuerSettings | None = None
     refapi: RefApiSettings | None = None
     rest: tuple[RestRoute, ...] = ()
+
+    @model_validator(mode="after")
+    def _rest_prefixes_apart(self) -> Settings:
+        base = self.gateway.fhir_base
+        for route in self.rest:
+            for one, other in ((route.prefix, base), (base, route.prefix)):
+                if one == other or one.startswith(other + "/"):
+                    raise ValueError(f"rest prefix {route.prefix} overlaps fhir_base")
+        return self
 
 
 def _describe(error: ValidationError) -> str:

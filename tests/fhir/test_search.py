@@ -17,7 +17,11 @@ CORPUS = Path(__file__).resolve().parents[3] / "shared/data/fhir-nz-examples"
 EXTRA = tomllib.loads(
     (Path(__file__).parent / "data/ig-search-parameters.toml").read_text()
 )
-LINES = (CORPUS / "searches.txt").read_text().splitlines()
+ALL_LINES = (CORPUS / "searches.txt").read_text().splitlines()
+# System-level search (GET /fhir?_type=...) is not routed (404, see
+# docs/architecture.md), so it has no resource type to check against.
+SYSTEM = [line for line in ALL_LINES if line.split()[1].startswith("/fhir?")]
+LINES = [line for line in ALL_LINES if line not in SYSTEM]
 
 
 def _type_and_query(target: str) -> tuple[str | None, tuple[tuple[str, str], ...]]:
@@ -36,7 +40,8 @@ def search() -> SearchDefinitions:
 
 
 def test_searches_corpus_is_present() -> None:
-    assert len(LINES) == 255
+    assert len(ALL_LINES) == 255
+    assert len(SYSTEM) == 1
 
 
 @pytest.mark.parametrize("line", LINES)
@@ -45,8 +50,7 @@ def test_search_accepts_every_corpus_search(
 ) -> None:
     _method, target = line.split()
     resource_type, query = _type_and_query(target)
-    if resource_type is None:
-        pytest.skip("system-level search is not routed (docs/architecture.md)")
+    assert resource_type is not None
     search.check(resource_type, query)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from kaitiaki.errors import ConfigError, InvalidContent
 from kaitiaki.rest.openapi import OpenApiDocument
+from kaitiaki.settings import parse_settings
 from tests.gateway.conftest import GatewayUnderTest, StandIn
 from tests.gateway.validation_support import running_gateway
 
@@ -178,3 +179,19 @@ def test_openapi_31_document_is_supported() -> None:
         operation.check({"n": "x"}, (), {})
     with pytest.raises(InvalidContent):
         operation.check({"n": str(2**31)}, (), {})
+
+
+def test_rest_prefix_must_not_overlap_the_fhir_base() -> None:
+    toml = """
+[gateway]
+upstream = "http://127.0.0.1:1/fhir"
+[auth]
+issuer = "https://idp.example"
+audience = "a"
+[[rest]]
+prefix = "/fhir/api"
+openapi = "x.yaml"
+upstream = "http://127.0.0.1:1/api"
+"""
+    with pytest.raises(ConfigError, match="overlaps fhir_base"):
+        parse_settings(toml, source="test")
