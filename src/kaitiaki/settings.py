@@ -199,6 +199,7 @@ class ValidationSettings(_Frozen):
     parameters, JSON sizes, NZ identifiers (docs/configuration.md)."""
 
     fhir_structure: bool = True
+    require_accept: bool = False
     response_validation: Literal["off", "log", "block"] = "off"
     search_parameters: Literal["definitions", "capability"] = "definitions"
     extra_search_parameters: dict[str, tuple[str, ...]] = Field(default_factory=dict)

@@ -5,6 +5,7 @@ Every refusal is asserted with the upstream having seen nothing."""
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import zlib
 from collections.abc import Iterator
@@ -336,3 +337,47 @@ async def test_capability_mode_refuses_to_start_without_metadata(
         async with aiohttp.ClientSession() as session:
             with pytest.raises(ConfigError):
                 await load_validator(settings, session)
+
+
+@pytest.mark.parametrize(
+    ("headers", "query", "status"),
+    [
+        ({"Accept": "application/xml"}, "", 406),
+        ({"Accept": "text/html, application/xhtml+xml"}, "", 406),
+        ({"Accept": JSON}, "?_format=xml", 406),
+        ({"Accept": JSON}, "?_format=application/fhir%2Bxml", 406),
+        ({"Accept": "application/fhir+json;q=0.9, */*;q=0.1"}, "", 200),
+        ({"Accept": JSON}, "?_format=json", 200),
+    ],
+)
+def test_accept_negotiation(
+    pair: tuple[GatewayUnderTest, StandIn],
+    gw: GatewayUnderTest,
+    headers: dict[str, str],
+    query: str,
+    status: int,
+) -> None:
+    token = {"Authorization": "Bearer " + pair[1].token()}
+    response = gw.client.get(f"/fhir/Patient{query}", headers={**token, **headers})
+    assert response.status_code == status
+    if status == 406:
+        assert response.headers["link"].startswith("<https://gw.example/fhir/metadata>")
+        assert gw.recorder.requests == []
+
+
+def test_missing_accept_is_400_when_required(tmp_path: Path) -> None:
+    extra = "[validation]\nrequire_accept = true\n"
+    with running_gateway(tmp_path, extra) as (gw, standin):
+        token = {"Authorization": "Bearer " + standin.token()}
+        # http.client adds no Accept of its own (httpx would send */*).
+        url = gw.client.base_url
+        connection = http.client.HTTPConnection(url.host, url.port, timeout=10)
+        connection.request("GET", "/fhir/Patient", headers=token)
+        missing = connection.getresponse()
+        body = json.loads(missing.read())
+        connection.close()
+        present = gw.client.get("/fhir/Patient", headers={**token, "Accept": JSON})
+        assert missing.status == 400
+        assert body["issue"][0]["expression"] == ["Accept"]
+        assert present.status_code == 200
+        assert len(gw.recorder.requests) == 1

@@ -54,7 +54,9 @@ def _refuse(expression: str) -> BadRequest:
 
 
 def _is_identifier_param(name: str) -> bool:
-    return name == "identifier" or name.endswith(".identifier")
+    # identifier, patient.identifier, subject:Patient.identifier, and the
+    # :identifier modifier on references (subject:identifier=system|value).
+    return name == "identifier" or name.endswith((".identifier", ":identifier"))
 
 
 def _check_count(values: list[str], settings: ValidationSettings) -> str | None:

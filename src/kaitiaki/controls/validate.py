@@ -39,21 +39,40 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), parsed
 
 
-def check_accept(request: CanonicalRequest) -> None:
-    """Refuse a response format other than FHIR JSON (406); absent means JSON."""
+def _link(url: str) -> dict[str, str]:
+    # HDR-02: a 406 points at what is offered: the server's CapabilityStatement.
+    return {"Link": f'<{url}>; rel="help"; type="application/fhir+json"'}
+
+
+def check_accept(
+    request: CanonicalRequest, *, required: bool = False, help_url: str = "metadata"
+) -> None:
+    """Refuse a response format other than FHIR JSON (406, with a ``Link`` to
+    the formats offered); a missing Accept means JSON unless ``required``."""
     formats = [value for name, value in request.query if name == "_format"]
     if any(value not in _FORMATS for value in formats):
         raise NotAcceptable(
             "Only FHIR JSON responses are available.",
             detail="format",
             expression="_format",
+            headers=_link(help_url),
         )
     accept = request.header("accept")
+    if accept is None and required and not formats:
+        raise BadRequest(
+            "An Accept header naming application/fhir+json is required.",
+            detail="accept_missing",
+            expression="Accept",
+        )
     if accept is None or formats:
         return
     kinds = [_media_type(item)[0] for item in accept.split(",")]
     if not any(kind in _ACCEPTABLE for kind in kinds):
-        raise NotAcceptable("Only FHIR JSON responses are available.", detail="accept")
+        raise NotAcceptable(
+            "Only FHIR JSON responses are available.",
+            detail="accept",
+            headers=_link(help_url),
+        )
 
 
 def check_body_headers(

@@ -185,7 +185,11 @@ async def handle_request(
 
     trail.step = "filter"
     apply_carriage_rules(request)
-    check_accept(request)
+    check_accept(
+        request,
+        required=settings.validation.require_accept,
+        help_url=settings.gateway.base_url + "/metadata",
+    )
     public = request.path[len(settings.gateway.fhir_base) :] in (
         settings.gateway.public_paths
     )
