@@ -6,7 +6,6 @@ test_framing.py: they need raw sockets.)"""
 from __future__ import annotations
 
 import gzip
-import http.client
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.conftest import GatewayUnderTest, StandIn
-from tests.gateway.validation_support import running_gateway
+from tests.gateway.validation_support import running_gateway, send_raw
 
 JSON = "application/fhir+json"
 
@@ -25,24 +24,6 @@ def pair(
 ) -> Iterator[tuple[GatewayUnderTest, StandIn]]:
     with running_gateway(Path(tmp_path_factory.mktemp("attacks"))) as pair:
         yield pair
-
-
-def _send(
-    gw: GatewayUnderTest,
-    method: str,
-    target: str,
-    headers: dict[str, str],
-    body: bytes | None = None,
-) -> tuple[int, str]:
-    # http.client sends the target exactly as written (httpx would normalise).
-    url = gw.client.base_url
-    connection = http.client.HTTPConnection(url.host, url.port, timeout=10)
-    try:
-        connection.request(method, target, body=body, headers=headers)
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
 
 
 NO_TOKEN = {"Accept": JSON}
@@ -91,7 +72,7 @@ def test_path_and_header_attacks_without_token(
 ) -> None:
     gw = pair[0]
     gw.recorder.requests.clear()
-    status, text = _send(gw, "GET", target, {**NO_TOKEN, **headers})
+    status, text = send_raw(gw, "GET", target, {**NO_TOKEN, **headers})
     assert status in statuses, (case, status)
     assert json.loads(text)["resourceType"] == "OperationOutcome"
     assert gw.recorder.requests == []
@@ -114,7 +95,7 @@ def test_gw08_method_override_with_read_token(
     gw.recorder.requests.clear()
     token = standin.token({"scope": "system/Patient.rs"})
     headers = {**NO_TOKEN, "Authorization": f"Bearer {token}", header: "DELETE"}
-    status, _ = _send(gw, "GET", "/fhir/Patient/pat-A", headers)
+    status, _ = send_raw(gw, "GET", "/fhir/Patient/pat-A", headers)
     assert status == 400
     assert gw.recorder.requests == []
 
@@ -152,7 +133,7 @@ def test_body_attacks_are_400_before_validation(
     gw.recorder.requests.clear()
     token = standin.token({"scope": "system/*.cruds"})
     headers = {**NO_TOKEN, "Authorization": f"Bearer {token}", "Content-Type": JSON}
-    status, text = _send(gw, "POST", f"/fhir/{resource_type}", headers, body)
+    status, text = send_raw(gw, "POST", f"/fhir/{resource_type}", headers, body)
     assert status == 400, case
     assert json.loads(text)["issue"][0]["code"] == "invalid"
     assert gw.recorder.requests == []
@@ -180,7 +161,7 @@ def test_body05_compressed_bodies_are_415(
         "Content-Type": JSON,
         "Content-Encoding": coding,
     }
-    status, _ = _send(gw, "POST", "/fhir/Patient", headers, body)
+    status, _ = send_raw(gw, "POST", "/fhir/Patient", headers, body)
     assert status == 415
     assert gw.recorder.requests == []
 
@@ -188,8 +169,8 @@ def test_body05_compressed_bodies_are_415(
 def test_every_refusal_is_audited(pair: tuple[GatewayUnderTest, StandIn]) -> None:
     gw = pair[0]
     before = len(gw.events())
-    _send(gw, "GET", "/fhir//$export", NO_TOKEN)
-    _send(gw, "GET", "/FHIR/Patient/pat-B", NO_TOKEN)
+    send_raw(gw, "GET", "/fhir//$export", NO_TOKEN)
+    send_raw(gw, "GET", "/FHIR/Patient/pat-B", NO_TOKEN)
     events = gw.events()[before:]
     assert [event["status"] for event in events] == [400, 404]
     assert all(event["outcome"] == "refused" for event in events)

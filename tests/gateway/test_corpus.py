@@ -6,7 +6,6 @@ FHIR structure)."""
 
 from __future__ import annotations
 
-import http.client
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.gateway.conftest import GatewayUnderTest, StandIn
-from tests.gateway.validation_support import running_gateway
+from tests.gateway.validation_support import running_gateway, send_raw
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/data/fhir-nz-examples"
 DATA = Path(__file__).resolve().parents[1] / "fhir/data"
@@ -50,19 +49,6 @@ def _unrouted(target: str) -> bool:
     )
 
 
-def _get(gw: GatewayUnderTest, target: str, token: str) -> int:
-    url = gw.client.base_url
-    connection = http.client.HTTPConnection(url.host, url.port, timeout=10)
-    try:
-        headers = {"Accept": JSON, "Authorization": f"Bearer {token}"}
-        connection.request("GET", target, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
 def test_every_corpus_search_passes_the_gateway(
     pair: tuple[GatewayUnderTest, StandIn],
 ) -> None:
@@ -72,7 +58,8 @@ def test_every_corpus_search_passes_the_gateway(
     routed = 0
     for line in SEARCHES:
         target = line.split()[1]
-        status = _get(gw, target, token)
+        headers = {"Accept": JSON, "Authorization": f"Bearer {token}"}
+        status, _ = send_raw(gw, "GET", target, headers)
         expected = 404 if _unrouted(target) else 200
         routed += expected == 200
         if status != expected:

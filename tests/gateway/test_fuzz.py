@@ -4,7 +4,6 @@ upstream passes the validators again there (nothing unvalidated gets by)."""
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from kaitiaki.fhir.structure import FhirDefinitions
 from kaitiaki.request import canonical_path, parse_query
 from kaitiaki.strictjson import loads_strict
 from tests.gateway.conftest import GatewayUnderTest, StandIn
-from tests.gateway.validation_support import running_gateway
+from tests.gateway.validation_support import running_gateway, send_raw
 
 JSON = "application/fhir+json"
 FORWARDED: list[int] = []
@@ -139,24 +138,6 @@ def oracle() -> Oracle:
     return Oracle()
 
 
-def _send(
-    gw: GatewayUnderTest,
-    method: str,
-    target: str,
-    body: bytes | None,
-    headers: dict[str, str],
-) -> int:
-    url = gw.client.base_url
-    connection = http.client.HTTPConnection(url.host, url.port, timeout=10)
-    try:
-        connection.request(method, target, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
 def _recheck(
     seen: dict[str, Any], oracle: tuple[FhirDefinitions, SearchDefinitions]
 ) -> None:
@@ -217,7 +198,7 @@ def test_fuzz_no_5xx_and_nothing_unvalidated_upstream(
         "Content-Type": content_type,
         "Authorization": "Bearer " + standin.token({"scope": "system/*.cruds"}),
     }
-    status = _send(gw, method, target, body, headers)
+    status, _ = send_raw(gw, method, target, headers, body)
     assert status < 500
     for seen in gw.recorder.requests:
         _recheck({**seen, "path": urlsplit(seen["path"]).path}, oracle)

@@ -4,6 +4,7 @@ settings, so the many table rows of the validation tests share one server."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,22 @@ def running_gateway(
                 GatewayUnderTest(client, recorder, tmp / "audit.jsonl"),
                 StandIn(key, issuer.url, hits),
             )
+
+
+def send_raw(
+    gateway: GatewayUnderTest,
+    method: str,
+    target: str,
+    headers: dict[str, str],
+    body: bytes | None = None,
+) -> tuple[int, str]:
+    """One request with the target exactly as written (httpx would normalise
+    it) and no headers of the client's own; returns status and body text."""
+    url = gateway.client.base_url
+    connection = http.client.HTTPConnection(url.host, url.port, timeout=10)
+    try:
+        connection.request(method, target, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", "replace")
+    finally:
+        connection.close()
