@@ -213,6 +213,8 @@ class ValidationSettings(_Frozen):
     max_inflate_ratio: int = Field(default=20, ge=2, le=1000)
     max_count: int = Field(default=100, ge=1, le=1000)
     check_nz_identifiers: bool = True
+    # The upstream keys Patients by NHI: Patient ids must be valid NHIs.
+    nhi_patient_ids: bool = False
     # Published test identifiers that fail their own check character, e.g. the
     # SDHR UAT fixtures ZMW9001..ZMW9009 (catalogue §3.2). Empty by default.
     identifier_allow_list: tuple[str, ...] = ()

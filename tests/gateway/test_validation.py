@@ -381,3 +381,20 @@ def test_missing_accept_is_400_when_required(tmp_path: Path) -> None:
         assert body["issue"][0]["expression"] == ["Accept"]
         assert present.status_code == 200
         assert len(gw.recorder.requests) == 1
+
+
+def test_nhi_patient_ids_through_the_gateway(tmp_path: Path) -> None:
+    extra = "[validation]\nnhi_patient_ids = true\n"
+    with running_gateway(tmp_path, extra) as (gw, standin):
+        headers = {"Accept": JSON, "Authorization": "Bearer " + standin.token()}
+        assert (
+            gw.client.get("/fhir/Patient/ZJM9398", headers=headers).status_code == 400
+        )
+        bad = gw.client.get("/fhir/Coverage?beneficiary=ZAA0793", headers=headers)
+        assert bad.status_code == 400
+        assert "ZAA0793" not in bad.text
+        assert gw.recorder.requests == []
+        assert (
+            gw.client.get("/fhir/Patient/ZJM9397", headers=headers).status_code == 200
+        )
+        assert len(gw.recorder.requests) == 1

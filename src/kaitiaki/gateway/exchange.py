@@ -11,6 +11,7 @@ from kaitiaki.controls.authorise import authorise
 from kaitiaki.controls.content import inflate
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
+from kaitiaki.controls.patient_ids import check_patient_ids
 from kaitiaki.controls.validate import check_accept, check_body_headers, check_resource
 from kaitiaki.errors import (
     BadRequest,
@@ -147,12 +148,14 @@ async def _body(
         query = check_search(request.query + form, validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
         validator.check_search(merged, interaction)
+        check_patient_ids(interaction, merged.query, None, validation)
         return encode_query(merged.query).encode(), merged
     if not interaction.has_body:
         if interaction.name.startswith("search"):
             query = check_search(request.query, validation)
             request = CanonicalRequest(**{**_fields(request), "query": query})
             validator.check_search(request, interaction)
+        check_patient_ids(interaction, request.query, None, validation)
         return None, request
     coding = check_body_headers(
         request, max_bytes=limit, compressed=validation.compressed_bodies
@@ -163,6 +166,7 @@ async def _body(
     resource = check_resource(body, interaction, validation)
     validator.check_resource(resource)
     check_resource_identifiers(resource, validation)
+    check_patient_ids(interaction, (), resource, validation)
     return body, request
 
 
