@@ -99,6 +99,14 @@ class Gateway:
         started = time.perf_counter()
         client = scope.get("client") or ("unknown", 0)
         trail = Trail(method=scope["method"], client_address=str(client[0]))
+        # Refusals before routing (edge, framing) still answer in the format
+        # of the prefix the raw path is under.
+        raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if any(
+            raw == route.prefix or raw.startswith(route.prefix + "/")
+            for route, _ in self.rest_routes
+        ):
+            trail.api = "rest"
         try:
             reply = await handle_request(self, scope, receive, trail)
         except Refusal as refusal:
