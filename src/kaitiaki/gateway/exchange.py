@@ -110,7 +110,7 @@ def _route(gateway: Gateway, request: CanonicalRequest, trail: Trail) -> Interac
     return interaction
 
 
-async def read_body(receive: Receive, max_bytes: int, trail: Trail) -> bytes:
+async def _read_body(receive: Receive, max_bytes: int, trail: Trail) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -144,7 +144,7 @@ async def _body(
             raise BadRequest(
                 "A search body must be form-encoded.", detail="search_form"
             )
-        form = parse_query(await read_body(receive, limit, trail), max_bytes=limit)
+        form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
         query = check_search(request.query + form, validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
         validator.check_search(merged, interaction)
@@ -160,7 +160,7 @@ async def _body(
     coding = check_body_headers(
         request, max_bytes=limit, compressed=validation.compressed_bodies
     )
-    body = await read_body(receive, limit, trail)
+    body = await _read_body(receive, limit, trail)
     if coding is not None:
         body = inflate(body, coding, validation)
     resource = check_resource(body, interaction, validation)

@@ -56,7 +56,8 @@ async def handle_rest(
     receive: Receive,
     trail: Trail,
 ) -> Reply:
-    from kaitiaki.gateway.exchange import read_body
+    # The FHIR path's bounded, streamed body reader (same limits, same trail).
+    from kaitiaki.gateway.exchange import _read_body as read_body
 
     route, document = found
     trail.api = "rest"
