@@ -25,14 +25,16 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve_asgi(app: Any, host: str, port: int) -> None:
     import uvicorn
 
+    from kaitiaki.gateway.h11strict import StrictH11Protocol
+
     # No access log: a request line can carry an NHI in its query string.
-    # h11, named so an installed httptools never replaces the parser that the
-    # framing tests prove (tests/gateway/test_framing.py).
+    # h11 (hardened against bare LF), named so an installed httptools never
+    # replaces the parser the framing tests prove (tests/gateway/test_framing.py).
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
-        http="h11",
+        http=StrictH11Protocol,
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -98,6 +98,15 @@ CASES = {
     "bare CR ends header line": GET + b"X-A: a\rX-B: b\r\n\r\n",
     "bare CR in request line": b"GET /fhir/Patient\r HTTP/1.1\r\n" + HOST + b"\r\n",
     "NUL in header": GET + b"X-A: a\x00b\r\n\r\n",
+    # Bare LF as a line end (RFC 9112 §2.2 permits it; a proxy may not agree).
+    "bare LF everywhere": b"GET /fhir/metadata HTTP/1.1\nHost: 127.0.0.1\n\n",
+    "bare LF ends request line": b"GET /fhir/metadata HTTP/1.1\n" + HOST + b"\r\n",
+    "bare LF ends a header": GET + b"X-A: a\nTransfer-Encoding: chunked\r\n\r\n",
+    "bare LF ends the head": GET + b"X-A: a\r\n\n",
+    "bare LF in a trailer": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: 1\n\r\n",
+    "bare LF after chunk size": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n2\n{}\r\n0\r\n\r\n",
     "header without colon": GET + b"X-A a\r\n\r\n",
     "empty header name": GET + b": a\r\n\r\n",
     "obs-fold on Transfer-Encoding": POST
