@@ -81,6 +81,15 @@ REFUSED = [
     ("Patient", "_summary=true&_summary=count", "structure"),
     ("Patient", "_sort=name&_sort=birthdate", "structure"),
     ("Nope", "name=x", "value"),
+    ("Patient", "birthdate=yesterday", "value"),
+    ("Patient", "birthdate=ge1985-06-02T25", "value"),
+    ("Patient", "birthdate=xx1985", "value"),
+    ("Patient", "birthdate=1970,", "value"),
+    ("Patient", "family=", "value"),
+    ("Patient", "death-date:missing=maybe", "value"),
+    ("Observation", "value-quantity=lots", "value"),
+    ("Observation", "value-quantity=gt5|a|b|c", "value"),
+    ("RiskAssessment", "probability=high", "value"),
 ]
 
 
@@ -108,6 +117,8 @@ def test_search_refuses(
         "_text=x&_content=y&_list=l1&_format=json&_count=0",
         "_has:Observation:subject:code=http://loinc.org|1",
         "_summary=count&_total=accurate&_elements=id,name&_sort=-birthdate,family",
+        "birthdate=ge1970-01-01T00:00:00Z&birthdate=le1980-12-31T23:59:59.5%2B13:00",
+        "family=a\\,b&death-date:missing=true",
     ],
 )
 def test_search_accepts(search: SearchDefinitions, query: str) -> None:

@@ -14,6 +14,7 @@ parameter position (``parameter[2]``) rather than echoing an unknown name.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -51,6 +52,32 @@ SINGLE = frozenset({*_RESULT_VALUES, "_count", "_sort", "_elements", "_format"})
 _FREE = frozenset({"_format", "_count", "_list"})
 _CONTROL = frozenset({*_RESULT_VALUES, "_sort", "_elements"})
 _MAX_CHAIN = 4
+
+
+# Search values by parameter type (FHIR R4 search §3.1.1.4): optional
+# prefix, then a (partial) date/dateTime, a number, or number|system|code.
+_PREFIX = r"(?:eq|ne|gt|lt|ge|le|sa|eb|ap)?"
+_NUMBER = r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_VALUES = {
+    "date": re.compile(
+        _PREFIX + r"[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2}(?:T[0-9]{2}:[0-9]{2}"
+        r"(?::[0-9]{2}(?:\.[0-9]+)?)?(?:Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?"
+    ),
+    "number": re.compile(_PREFIX + _NUMBER),
+    "quantity": re.compile(_PREFIX + _NUMBER + r"(?:\|[^|]*\|[^|]*)?"),
+}
+_ALTERNATIVES = re.compile(r"(?<!\\),")
+
+
+def _value_ok(kind: str, value: str) -> bool:
+    """Every comma-separated alternative is non-empty and of the type."""
+    pattern = _VALUES.get(kind)
+    for alternative in _ALTERNATIVES.split(value):
+        if not alternative:
+            return False
+        if pattern is not None and not pattern.fullmatch(alternative):
+            return False
+    return True
 
 
 def _refuse(position: int, code: str = "value") -> InvalidContent:
@@ -162,7 +189,9 @@ class SearchDefinitions:
             chained = self._chain(targets, modifier, rest, value, depth)
             return kind == "reference" and chained
         if not modifier or kind == "special":
-            return True
+            return kind == "special" or _value_ok(kind, value)
+        if modifier == "missing":
+            return value in ("true", "false")
         if kind == "reference" and modifier in targets:
             return True
         return modifier in _MODIFIERS.get(kind, frozenset())
