@@ -292,3 +292,16 @@ def _all_values(node: Any, key: str) -> list[str]:
     if isinstance(node, list):
         return [v for child in node for v in _all_values(child, key)]
     return []
+
+
+def test_reference_api_data_is_valid_fhir(definitions: FhirDefinitions) -> None:
+    # With response_validation = "block" in front of `make run`'s reference
+    # API, none of its own resources may be refused.
+    from kaitiaki.refapi.resources import capability_statement
+    from kaitiaki.refapi.seed import seed_resources
+
+    definitions.check(capability_statement("2026-12-04"))
+    resources_ = seed_resources()
+    assert len(resources_) > 20
+    for resource in resources_:
+        definitions.check(resource)
