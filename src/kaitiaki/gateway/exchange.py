@@ -24,7 +24,7 @@ from kaitiaki.fhir.interactions import Interaction, match_interaction
 from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.fhir.scopes import parse_scopes
 from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
-from kaitiaki.gateway.upstream import forward, outbound_headers
+from kaitiaki.gateway.upstream import UpstreamReply, forward, outbound_headers
 from kaitiaki.request import (
     CanonicalRequest,
     canonical_path,
@@ -261,9 +261,7 @@ async def _proxy(
         body,
         timeout=settings.upstream_timeout_seconds,
     )
-    content_type = dict(reply.headers).get("content-type", "")
-    if gateway.validator is not None and reply.status < 500:
-        gateway.validator.check_reply(content_type, reply.body)
+    _check_reply(gateway, reply)
     if reply.status >= 500:
         # The upstream's own error page may carry internals: never relay it.
         trail.refusal_code, trail.refusal_step = "upstream_error", "upstream"
@@ -280,6 +278,13 @@ async def _proxy(
     ]
     headers += security_headers(cacheable=cacheable and reply.status == 200)
     return Reply(reply.status, headers, reply.body)
+
+
+def _check_reply(gateway: Gateway, reply: UpstreamReply) -> None:
+    """Optional response validation (``validation.response_validation``)."""
+    if gateway.validator is not None and reply.status < 500:
+        content_type = dict(reply.headers).get("content-type", "")
+        gateway.validator.check_reply(content_type, reply.body)
 
 
 def _public_location(value: str, upstream_base: str, public_base: str) -> str:

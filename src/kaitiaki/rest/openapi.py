@@ -221,6 +221,7 @@ class OpenApiDocument:
         )
         self._allow_unknown = allow_unknown_query
         self._security = spec.get("security")
+        self._spec = spec
         self.operations: list[tuple[re.Pattern[str], dict[str, Operation]]] = []
         for template, item in spec.get("paths", {}).items():
             self.operations.append(
@@ -237,6 +238,20 @@ class OpenApiDocument:
         if not isinstance(spec, dict):
             raise ConfigError(f"the OpenAPI document {path} is not an object")
         return cls(spec, allow_unknown_query=allow_unknown_query)
+
+    def _resolve(self, ref: str) -> tuple[dict[str, Any], tuple[str | int, ...]]:
+        """A local ``#/components/parameters/X`` reference and its pointer."""
+        if not ref.startswith("#/"):
+            raise ConfigError(f"only local $ref are supported, not {ref!r}")
+        parts = tuple(
+            part.replace("~1", "/").replace("~0", "~") for part in ref[2:].split("/")
+        )
+        node: Any = self._spec
+        for part in parts:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or "name" not in node:
+            raise ConfigError(f"the OpenAPI $ref {ref!r} names no parameter")
+        return node, parts
 
     def _validator(self, *pointer: str | int) -> jsonschema_rs.Validator:
         validator: jsonschema_rs.Validator = self._validator_class(
@@ -260,12 +275,13 @@ class OpenApiDocument:
             ("parameters", i, p) for i, p in enumerate(item.get("parameters", []))
         ]
         own = [(method, i, p) for i, p in enumerate(spec.get("parameters", []))]
-        for where, index, declared in shared + own:
-            if "$ref" in declared:
-                raise ConfigError("parameter $ref is not supported; inline parameters")
-            base = ("paths", template) + (
+        for where, index, written in shared + own:
+            base: tuple[str | int, ...] = ("paths", template) + (
                 (where,) if where == "parameters" else (where, "parameters")
             )
+            declared, base = (written, (*base, index))
+            if "$ref" in written:
+                declared, base = self._resolve(written["$ref"])
             schema = declared.get("schema")
             parameters.append(
                 Parameter(
@@ -273,7 +289,7 @@ class OpenApiDocument:
                     declared["in"],
                     bool(declared.get("required", declared["in"] == "path")),
                     _kind(schema or {}),
-                    self._validator(*base, index, "schema") if schema else None,
+                    self._validator(*base, "schema") if schema else None,
                 )
             )
         body_spec = spec.get("requestBody", {})
