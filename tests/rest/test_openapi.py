@@ -144,7 +144,11 @@ def test_rest_route_is_validated(
         assert gw.recorder.requests == []
     else:
         assert len(gw.recorder.requests) == 1
-        assert gw.recorder.requests[0]["path"].startswith("/rest/")
+        sent = gw.recorder.requests[0]
+        assert sent["path"].startswith("/rest/")
+        assert "authorization" not in sent["headers"]
+        if "Request-Context" in headers:
+            assert sent["headers"]["request-context"] == headers["Request-Context"]
 
 
 def test_openapi_document_invalid_is_refused_at_start() -> None:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["find_rest_route", "handle_rest"]
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_NEVER_FORWARDED = frozenset(
+    {"authorization", "cookie", "host", "forwarded", "x-forwarded-for", "x-real-ip"}
+)
 
 
 def find_rest_route(
@@ -95,7 +98,9 @@ async def handle_rest(
     )
 
     trail.step = "upstream"
-    return await _proxy(gateway, route, request, body or None, trail)
+    return await _proxy(
+        gateway, route, request, body or None, trail, operation=operation
+    )
 
 
 async def _proxy(
@@ -104,13 +109,22 @@ async def _proxy(
     request: CanonicalRequest,
     body: bytes | None,
     trail: Trail,
+    *,
+    operation: Operation,
 ) -> Reply:
     if gateway.session is None:
         raise RuntimeError("gateway used before startup")
     url = route.upstream.rstrip("/") + request.path[len(route.prefix) :]
     if request.query:
         url += "?" + encode_query(request.query)
-    identity = {"x-correlation-id": trail.correlation_id}
+    # The operation's own (validated) header parameters go upstream too;
+    # credentials and forwarding headers never do.
+    identity = {
+        name: request.headers[name][0]
+        for name in operation.header_names()
+        if name in request.headers and name not in _NEVER_FORWARDED
+    }
+    identity["x-correlation-id"] = trail.correlation_id
     if trail.client_id is not None:
         identity["kaitiaki-client-id"] = trail.client_id
     reply = await forward(

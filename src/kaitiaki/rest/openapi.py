@@ -93,6 +93,9 @@ class Operation:
     allow_unknown_query: bool
     scopes: tuple[frozenset[str], ...] = field(default=())
 
+    def header_names(self) -> list[str]:
+        return [p.name.lower() for p in self.parameters if p.where == "header"]
+
     def check(
         self,
         path_values: Mapping[str, str],
