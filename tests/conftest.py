@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import uvicorn
 
+from kaitiaki.gateway.h11strict import StrictH11Protocol
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -28,6 +30,7 @@ class ThreadServer:
             app,
             host="127.0.0.1",
             port=self.port,
+            http=StrictH11Protocol,  # as `kaitiaki serve` runs it
             lifespan="on",
             access_log=False,
             log_level="warning",

@@ -12,8 +12,9 @@ a stable machine ``code``::
     ├── AuditSinkError              the audit sink cannot write or read
     └── Refusal                     a request is refused; becomes a 4xx/5xx reply
         ├── BadRequest              400 malformed path, query, header or body
-        │   └── InvalidRequestContext
-        │       └── MissingRequestContext
+        │   ├── InvalidRequestContext
+        │   │   └── MissingRequestContext
+        │   └── InvalidContent      400 element structure, required or value
         ├── NotFound                404 no route matches
         ├── NotAcceptable           406
         ├── PayloadTooLarge         413
@@ -121,6 +122,19 @@ class BadRequest(Refusal):
 
 class InvalidRequestContext(BadRequest):
     code = "invalid_request_context"
+
+
+class InvalidContent(BadRequest):
+    """A body or parameter breaks its definition; ``issue_code`` says how:
+    ``structure`` (unknown or misshapen element), ``required`` or ``value``."""
+
+    code = "invalid_content"
+
+    def __init__(
+        self, message: str, *, issue_code: str, detail: str, expression: str | None
+    ) -> None:
+        super().__init__(message, detail=detail, expression=expression)
+        self.issue_code = issue_code
 
 
 class NotFound(Refusal):

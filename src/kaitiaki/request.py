@@ -36,6 +36,7 @@ _NHI_LIKE = re.compile(
     r"(?<![A-Za-z0-9])[A-HJ-NP-Z]{3}[0-9]{2}(?:[0-9]{2}|[A-HJ-NP-Z]{2})(?![A-Za-z0-9])",
     re.IGNORECASE,
 )
+_CLOSE = {"Connection": "close"}
 
 
 def _decode_percent(match: re.Match[str]) -> str:
@@ -53,8 +54,11 @@ def canonical_path(raw_path: bytes, *, max_bytes: int) -> str:
     if len(raw_path) > max_bytes:
         raise UriTooLong("The request URI is too long.")
     if not raw_path.startswith(b"/") or not _PRINTABLE.fullmatch(raw_path):
+        # Not origin-form (absolute, authority or asterisk form): close too.
         raise BadRequest(
-            "The request target is not a valid origin-form path.", detail="path_form"
+            "The request target is not a valid origin-form path.",
+            detail="path_form",
+            headers=_CLOSE,
         )
 
     text = _PERCENT.sub(_decode_percent, raw_path.decode("ascii"))
@@ -138,7 +142,7 @@ def collect_headers(
     return headers
 
 
-def check_framing(headers: dict[str, list[str]]) -> None:
+def check_framing(headers: dict[str, list[str]], http_version: str = "1.1") -> None:
     """Refuse ambiguous message framing that the server parser let through.
 
     h11 rejects unknown or repeated transfer codings, bad chunks and differing
@@ -147,11 +151,30 @@ def check_framing(headers: dict[str, list[str]]) -> None:
     disagree on that, so it is refused, and the connection closed so that
     nothing after it on the same connection is read as a new request.
     """
-    if "transfer-encoding" in headers and "content-length" in headers:
+    faulty = "transfer-encoding" in headers and (
+        "content-length" in headers or http_version == "1.0"
+    )
+    if faulty:
+        # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing too.
         raise BadRequest(
             "The request framing is ambiguous.",
             detail="framing_cl_te",
             headers={"Connection": "close"},
+        )
+
+
+def check_host(headers: dict[str, list[str]], allowed: frozenset[str]) -> None:
+    """Exactly one Host, naming this gateway (``name`` or ``name:port``)."""
+    values = headers.get("host", [])
+    if len(values) != 1:
+        raise BadRequest(
+            "The Host header is missing or repeated.", detail="host", headers=_CLOSE
+        )
+    host = values[0].strip().lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if host not in allowed and name not in allowed:
+        raise BadRequest(
+            "The Host header names another site.", detail="host", headers=_CLOSE
         )
 
 

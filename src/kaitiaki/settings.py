@@ -13,6 +13,7 @@ import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -44,6 +45,7 @@ __all__ = [
     "MtlsSettings",
     "RefApiSettings",
     "RequestContextSettings",
+    "RestRoute",
     "RoutePolicy",
     "SecretsSettings",
     "Settings",
@@ -83,6 +85,9 @@ class GatewaySettings(_Frozen):
     # Worker processes sharing the listener. Above 1, counters in memory are
     # per process: use a shared limit store for exact limits.
     workers: int = Field(default=1, ge=1, le=64)
+    # Host header values accepted; empty means the public URL's host and the
+    # listener's host. "name" matches any port, "name:port" only that port.
+    allowed_hosts: tuple[str, ...] = ()
 
     @field_validator("fhir_base")
     @classmethod
@@ -92,6 +97,15 @@ class GatewaySettings(_Frozen):
                 "fhir_base must look like '/fhir' (leading, no trailing /)"
             )
         return value
+
+    def host_names(self) -> frozenset[str]:
+        """Accepted Host values, lower-case: ``name`` or ``name:port``."""
+        if self.allowed_hosts:
+            return frozenset(name.lower() for name in self.allowed_hosts)
+        names = {self.host.lower()}
+        if self.public_url:
+            names.add(urlsplit(self.public_url).netloc.lower())
+        return frozenset(names)
 
     @property
     def base_url(self) -> str:
@@ -351,10 +365,26 @@ class RefApiSettings(_Frozen):
 
 
 class ValidationSettings(_Frozen):
-    """Content rules beyond the wire format: search size, NZ identifiers."""
+    """Content rules beyond the wire format: FHIR structure, search
+    parameters, JSON sizes, NZ identifiers (docs/configuration.md)."""
 
+    fhir_structure: bool = True
+    require_accept: bool = False
+    response_validation: Literal["off", "log", "block"] = "off"
+    search_parameters: Literal["definitions", "capability"] = "definitions"
+    extra_search_parameters: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    allow_unknown_search_parameters: bool = False
+    max_json_depth: int = Field(default=64, ge=8, le=256)
+    max_json_members: int = Field(default=1000, ge=16, le=100_000)
+    max_json_items: int = Field(default=10_000, ge=16, le=1_000_000)
+    max_json_string: int = Field(default=1_048_576, ge=256, le=64 * 1_048_576)
+    compressed_bodies: bool = False
+    max_inflated_bytes: int = Field(default=4 * 1_048_576, ge=1024, le=64 * 1_048_576)
+    max_inflate_ratio: int = Field(default=20, ge=2, le=1000)
     max_count: int = Field(default=100, ge=1, le=1000)
     check_nz_identifiers: bool = True
+    # The upstream keys Patients by NHI: Patient ids must be valid NHIs.
+    nhi_patient_ids: bool = False
     # Published test identifiers that fail their own check character, e.g. the
     # SDHR UAT fixtures ZMW9001..ZMW9009 (catalogue §3.2). Empty by default.
     identifier_allow_list: tuple[str, ...] = ()
@@ -500,6 +530,23 @@ class AuthoriseSettings(_Frozen):
         return self
 
 
+class RestRoute(_Frozen):
+    """A non-FHIR route: requests below ``prefix`` are validated against the
+    OpenAPI document and forwarded to ``upstream``."""
+
+    prefix: str
+    openapi: str
+    upstream: str
+    allow_unknown_query: bool = False
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_is_a_path(cls, value: str) -> str:
+        if not value.startswith("/") or value.endswith("/") or "//" in value:
+            raise ValueError("prefix must look like '/api/v1' (leading, no trailing /)")
+        return value
+
+
 class Settings(_Frozen):
     gateway: GatewaySettings
     auth: AuthSettings
@@ -513,6 +560,16 @@ class Settings(_Frozen):
     secrets: SecretsSettings = SecretsSettings()
     keys: KeySettings = KeySettings()
     admin: AdminSettings = AdminSettings()
+    rest: tuple[RestRoute, ...] = ()
+
+    @model_validator(mode="after")
+    def _rest_prefixes_apart(self) -> Settings:
+        base = self.gateway.fhir_base
+        for route in self.rest:
+            for one, other in ((route.prefix, base), (base, route.prefix)):
+                if one == other or one.startswith(other + "/"):
+                    raise ValueError(f"rest prefix {route.prefix} overlaps fhir_base")
+        return self
 
 
 def _describe(error: ValidationError) -> str:

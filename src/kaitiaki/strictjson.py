@@ -1,11 +1,27 @@
-"""Strict JSON for tokens and bodies: no duplicate members, no NaN, bounded depth."""
+"""Strict JSON for tokens and bodies: no duplicate members, no NaN, bounded size.
+
+Besides the grammar, a document is refused when it nests deeper than
+``max_depth``, or (with :class:`JsonLimits`) when one object has more
+members, one array more items or one string more characters than allowed.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["StrictJSONError", "loads_strict"]
+__all__ = ["JsonLimits", "StrictJSONError", "loads_strict"]
+
+
+@dataclass(frozen=True, slots=True)
+class JsonLimits:
+    """Size limits on one JSON document (defaults in docs/configuration.md)."""
+
+    max_depth: int = 64
+    max_members: int = 1000
+    max_items: int = 10_000
+    max_string: int = 1_048_576
 
 
 class StrictJSONError(ValueError):
@@ -35,43 +51,54 @@ _DECODER = json.JSONDecoder(
 )
 
 
-def nesting_depth(text: str) -> int:
-    """The deepest bracket nesting outside strings, in one linear pass."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+def _check_shape(
+    node: dict[str, Any] | list[Any], depth: int, limits: JsonLimits
+) -> None:
+    """Depth and sizes in one pass; recursion is bounded by ``max_depth``."""
+    if depth > limits.max_depth:
+        raise StrictJSONError("too_deep")
+    children: Any
+    if type(node) is dict:
+        if len(node) > limits.max_members:
+            raise StrictJSONError("too_many_members")
+        if any(len(key) > limits.max_string for key in node):
+            raise StrictJSONError("string_too_long")
+        children = node.values()
+    else:
+        if len(node) > limits.max_items:
+            raise StrictJSONError("too_many_items")
+        children = node
+    for child in children:
+        kind = type(child)
+        if kind is str:
+            if len(child) > limits.max_string:
+                raise StrictJSONError("string_too_long")
+        elif kind is dict or kind is list:
+            _check_shape(child, depth + 1, limits)
 
 
-def loads_strict(data: bytes, *, max_depth: int = 64) -> Any:
+def loads_strict(
+    data: bytes, *, max_depth: int = 64, limits: JsonLimits | None = None
+) -> Any:
     """Parse UTF-8 JSON, refusing what two parsers could read differently."""
+    limits = limits or JsonLimits(
+        max_depth=max_depth, max_members=2**31, max_items=2**31, max_string=2**31
+    )
     if data.startswith(b"\xef\xbb\xbf"):
         raise StrictJSONError("byte_order_mark")
     try:
         text = data.decode("utf-8", errors="strict")
     except UnicodeDecodeError as exc:
         raise StrictJSONError("invalid_utf8") from exc
-    # Counting brackets runs in C; the exact scan is needed only past the cap.
-    brackets = text.count("[") + text.count("{")
-    if brackets > max_depth and nesting_depth(text) > max_depth:
-        raise StrictJSONError("too_deep")
     try:
-        return _DECODER.decode(text)
+        value = _DECODER.decode(text)
     except StrictJSONError:
         raise
-    except (ValueError, RecursionError) as exc:
+    except RecursionError as exc:
+        # CPython's scanner guards its recursion: far too deep, never a crash.
+        raise StrictJSONError("too_deep") from exc
+    except ValueError as exc:
         raise StrictJSONError("malformed") from exc
+    if isinstance(value, dict | list):
+        _check_shape(value, 1, limits)
+    return value

@@ -136,3 +136,21 @@ def test_corpus_searches_pass_the_edge_and_identifier_checks(line: str) -> None:
     canonical_path(target.path.encode(), max_bytes=4096)
     query = parse_query(target.query.encode(), max_bytes=4096)
     check_search(query, DEFAULTS)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "subject:identifier",
+        "patient:identifier",
+        "beneficiary:identifier",
+        "subject:Patient.identifier",
+        "_has:Coverage:beneficiary:identifier",
+    ],
+)
+def test_check_search_identifier_modifier_is_checked(name: str) -> None:
+    bad = ((name, "https://standards.digital.health.nz/ns/nhi-id|ZJM9398"),)
+    with pytest.raises(BadRequest):
+        check_search(bad, ValidationSettings())
+    good = ((name, "https://standards.digital.health.nz/ns/nhi-id|ZJM9397"),)
+    assert check_search(good, ValidationSettings()) == good

@@ -2,63 +2,146 @@
 
 Each case is sent on a raw socket to the gateway as ``kaitiaki serve`` runs it
 (uvicorn with the h11 parser). None may reach the upstream, and the server
-must close the connection rather than read a second request from it.
+must close the connection rather than read a second request from it. Every
+HRS-* kind of ../shared/cases/attacks.md appears in several spellings.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.gateway.conftest import GatewayUnderTest
+from tests.gateway.validation_support import running_gateway
 
-SMUGGLED = b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\n\r\n"
+HOST = b"Host: 127.0.0.1\r\n"
+POST = b"POST /fhir/Patient HTTP/1.1\r\n" + HOST
+GET = b"GET /fhir/Patient HTTP/1.1\r\n" + HOST
+SMUGGLED = b"GET /fhir/Patient HTTP/1.1\r\n" + HOST + b"\r\n"
+CHUNKED_EMPTY = b"\r\n0\r\n\r\n" + SMUGGLED
 
 CASES = {
-    "HRS-02 CL and TE": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
-        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + SMUGGLED
-    ),
-    "HRS-02 TE and CL": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-        b"Content-Length: 60\r\n\r\n0\r\n\r\n" + SMUGGLED
-    ),
-    "HRS-01 two TE, chunked not last": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-        b"Transfer-Encoding: identity\r\n\r\n0\r\n\r\n" + SMUGGLED
-    ),
-    "HRS-01 TE list chunked not last": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\n"
-        b"Transfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n" + SMUGGLED
-    ),
-    "HRS-01 unknown coding": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n"
-        b"\r\n0\r\n\r\n" + SMUGGLED
-    ),
-    "differing duplicate CL": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
-        b"Content-Length: 40\r\n\r\n{}" + SMUGGLED
-    ),
-    "HRS-04 chunk without CRLF": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-        b"\r\n5\r\nhelloXX0\r\n\r\n" + SMUGGLED
-    ),
-    "bad chunk size": (
-        b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
-        b"\r\nzz\r\nhello\r\n0\r\n\r\n"
-    ),
-    "space before colon": (
-        b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n"
-    ),
-    "bare CR in header": (
-        b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n"
-    ),
-    "absolute-form target": (
-        b"GET http://attacker.example/fhir/Patient HTTP/1.1\r\nHost: x\r\n\r\n"
-    ),
-    "NUL in header": (b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\nX-A: a\x00b\r\n\r\n"),
+    # HRS-02: both Content-Length and Transfer-Encoding.
+    "HRS-02 CL then TE": POST
+    + b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-02 TE then CL": POST
+    + b"Transfer-Encoding: chunked\r\nContent-Length: 60\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-02 CL zero and TE": POST
+    + b"Content-Length: 0\r\nTransfer-Encoding: chunked\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-02 TE upper case and CL": POST
+    + b"TRANSFER-ENCODING: CHUNKED\r\nContent-Length: 5\r\n"
+    + CHUNKED_EMPTY,
+    # HRS-01: conflicting, repeated or unknown transfer codings.
+    "HRS-01 two TE, chunked not last": POST
+    + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-01 TE list, chunked not last": POST
+    + b"Transfer-Encoding: chunked, identity\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-01 chunked twice": POST
+    + b"Transfer-Encoding: chunked, chunked\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-01 two TE headers chunked": POST
+    + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-01 gzip then chunked": POST
+    + b"Transfer-Encoding: gzip, chunked\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-01 unknown coding": POST + b"Transfer-Encoding: xchunked\r\n" + CHUNKED_EMPTY,
+    "HRS-01 coding with quotes": POST
+    + b'Transfer-Encoding: "chunked"\r\n'
+    + CHUNKED_EMPTY,
+    "HRS-01 TE with tab": POST + b"Transfer-Encoding:\tchunked\x0b\r\n" + CHUNKED_EMPTY,
+    "HRS-01 space before colon": POST
+    + b"Transfer-Encoding : chunked\r\n"
+    + CHUNKED_EMPTY,
+    "HRS-01 TE on HTTP/1.0": b"POST /fhir/Patient HTTP/1.0\r\n"
+    + HOST
+    + b"Transfer-Encoding: chunked\r\n"
+    + CHUNKED_EMPTY,
+    # Differing duplicate Content-Length.
+    "CL differing duplicates": POST
+    + b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}"
+    + SMUGGLED,
+    "CL differing list": POST + b"Content-Length: 2, 40\r\n\r\n{}" + SMUGGLED,
+    "CL signed": POST + b"Content-Length: +2\r\n\r\n{}" + SMUGGLED,
+    "CL not a number": POST + b"Content-Length: 2x\r\n\r\n{}" + SMUGGLED,
+    "CL negative": POST + b"Content-Length: -1\r\n\r\n{}" + SMUGGLED,
+    # HRS-04 and malformed chunks.
+    "HRS-04 chunk without CRLF": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"
+    + SMUGGLED,
+    "HRS-04 chunk with bare LF": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n"
+    + SMUGGLED,
+    "HRS-04 chunk longer than size": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n"
+    + SMUGGLED,
+    "chunk size not hex": POST
+    + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+    "chunk size negative": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+    "chunk size with 0x": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
+    "chunk size overflow": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n"
+    + b"f" * 40
+    + b"\r\nhello\r\n0\r\n\r\n",
+    # Bare CR or LF, obs-fold and other header-line faults.
+    "bare CR in header value": GET + b"X-A: a\rb\r\n\r\n",
+    "bare CR ends header line": GET + b"X-A: a\rX-B: b\r\n\r\n",
+    "bare CR in request line": b"GET /fhir/Patient\r HTTP/1.1\r\n" + HOST + b"\r\n",
+    "NUL in header": GET + b"X-A: a\x00b\r\n\r\n",
+    # Bare LF as a line end (RFC 9112 §2.2 permits it; a proxy may not agree).
+    "bare LF everywhere": b"GET /fhir/metadata HTTP/1.1\nHost: 127.0.0.1\n\n",
+    "bare LF ends request line": b"GET /fhir/metadata HTTP/1.1\n" + HOST + b"\r\n",
+    "bare LF ends a header": GET + b"X-A: a\nTransfer-Encoding: chunked\r\n\r\n",
+    "bare LF ends the head": GET + b"X-A: a\r\n\n",
+    "bare LF in a trailer": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-T: 1\n\r\n",
+    "bare LF after chunk size": POST
+    + b"Transfer-Encoding: chunked\r\n\r\n2\n{}\r\n0\r\n\r\n",
+    "header without colon": GET + b"X-A a\r\n\r\n",
+    "empty header name": GET + b": a\r\n\r\n",
+    "obs-fold on Transfer-Encoding": POST
+    + b"Transfer-Encoding: identity\r\n chunked\r\n"
+    + CHUNKED_EMPTY,
+    "obs-fold as first header": b"GET /fhir/Patient HTTP/1.1\r\n x: y\r\n"
+    + HOST
+    + b"\r\n",
+    # Request-target forms other than origin-form.
+    "absolute-form target": b"GET http://attacker.example/fhir/Patient HTTP/1.1\r\n"
+    + HOST
+    + b"\r\n",
+    "absolute-form own host": b"GET http://127.0.0.1/fhir/Patient HTTP/1.1\r\n"
+    + HOST
+    + b"\r\n",
+    "authority-form": b"CONNECT attacker.example:443 HTTP/1.1\r\n" + HOST + b"\r\n",
+    "asterisk-form": b"OPTIONS * HTTP/1.1\r\n" + HOST + b"\r\n",
+    # Host.
+    "two Host headers": GET + HOST + b"\r\n",
+    "foreign Host": b"GET /fhir/Patient HTTP/1.1\r\nHost: attacker.example\r\n\r\n",
+    "no Host on HTTP/1.1": b"GET /fhir/Patient HTTP/1.1\r\n\r\n",
+    "no Host on HTTP/1.0": b"GET /fhir/Patient HTTP/1.0\r\n\r\n",
 }
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
+    with running_gateway(Path(tmp_path_factory.mktemp("framing"))) as (gateway, _):
+        yield gateway
+
+
+@pytest.fixture
+def gateway(shared: GatewayUnderTest) -> GatewayUnderTest:
+    shared.recorder.requests.clear()
+    return shared
 
 
 def _exchange(port: int, payload: bytes) -> bytes:
@@ -81,7 +164,8 @@ def test_framing_faults_get_400_and_close(gateway: GatewayUnderTest, name: str) 
     port = gateway.client.base_url.port
     assert port is not None
     received = _exchange(port, CASES[name])
-    # One reply only: the smuggled second request is never answered.
+    # One reply only: the smuggled second request is never answered, and the
+    # server closed the connection (recv returned end-of-stream).
     assert received.startswith(b"HTTP/1.1 400"), received[:80]
     assert received.count(b"HTTP/1.1 ") == 1
     assert gateway.recorder.requests == []
@@ -92,11 +176,8 @@ def test_obs_fold_is_unfolded_never_split(gateway: GatewayUnderTest) -> None:
     # allows); the folded line can never become a header of its own.
     port = gateway.client.base_url.port
     assert port is not None
-    payload = (
-        b"GET /fhir/Patient HTTP/1.1\r\nHost: x\r\nX-A: a\r\n"
-        b" Authorization: Bearer x\r\n\r\n"
-    )
-    received = _exchange(port, payload + b"")
+    payload = GET + b"X-A: a\r\n Authorization: Bearer x\r\nConnection: close\r\n\r\n"
+    received = _exchange(port, payload)
     assert received.startswith(b"HTTP/1.1 401"), received[:80]
     assert b'error="invalid_token"' not in received
     assert gateway.recorder.requests == []

@@ -49,8 +49,9 @@ def _invalid(message: str, index: int | None, detail: str) -> BadRequest:
     return BadRequest(message, detail=detail, expression=where)
 
 
-def _parse(body: bytes, max_entries: int) -> tuple[dict[str, Any], list[Any]]:
-    bundle = check_json_body(body)
+def _parse(body: bytes, settings: Settings) -> tuple[dict[str, Any], list[Any]]:
+    max_entries = settings.authorise.max_bundle_entries
+    bundle = check_json_body(body, settings.validation)
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise BadRequest(
             "A request to the base must be a Bundle.",
@@ -223,7 +224,7 @@ def authorise_bundle(
     settings: Settings,
 ) -> BundleDecision:
     """Authorise every entry; return the re-serialised Bundle and confinement."""
-    bundle, entries = _parse(body, settings.authorise.max_bundle_entries)
+    bundle, entries = _parse(body, settings)
     patient = None
     for index, raw in enumerate(entries):
         entry = _entry(raw, index, settings)

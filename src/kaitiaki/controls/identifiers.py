@@ -9,7 +9,7 @@ check character). ``_count`` must be one non-negative integer and is capped.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from kaitiaki.errors import BadRequest
@@ -54,7 +54,9 @@ def _refuse(expression: str) -> BadRequest:
 
 
 def _is_identifier_param(name: str) -> bool:
-    return name == "identifier" or name.endswith(".identifier")
+    # identifier, patient.identifier, subject:Patient.identifier, and the
+    # :identifier modifier on references (subject:identifier=system|value).
+    return name == "identifier" or name.endswith((".identifier", ":identifier"))
 
 
 def _check_count(values: list[str], settings: ValidationSettings) -> str | None:
@@ -87,16 +89,23 @@ def check_search(
     return tuple((n, count if n == "_count" else v) for n, v in query)
 
 
-def _identifiers(node: Any, path: str) -> Iterator[tuple[str, str, str]]:
-    if isinstance(node, dict):
-        system, value = node.get("system"), node.get("value")
+def _identifiers(node: Any, path: list[str], found: list[tuple[str, str, str]]) -> None:
+    # Plain recursion (bounded by the JSON depth limit); the path is joined
+    # only for an NZ identifier, not for every node.
+    if type(node) is dict:
+        system = node.get("system")
         if isinstance(system, str) and system in _CHECKS:
-            yield system, value if isinstance(value, str) else "", path + ".value"
-        for key, child in node.items():
-            yield from _identifiers(child, f"{path}.{key}")
-    elif isinstance(node, list):
-        for index, child in enumerate(node):
-            yield from _identifiers(child, f"{path}[{index}]")
+            value = node.get("value")
+            text = value if isinstance(value, str) else ""
+            found.append((system, text, "".join(path) + ".value"))
+        items: Any = node.items()
+    else:
+        items = enumerate(node)
+    for key, child in items:
+        if type(child) is dict or type(child) is list:
+            path.append(f"[{key}]" if type(key) is int else "." + key)
+            _identifiers(child, path, found)
+            path.pop()
 
 
 def check_resource_identifiers(
@@ -106,6 +115,8 @@ def check_resource_identifiers(
     if not settings.check_nz_identifiers:
         return
     root = str(resource.get("resourceType", "Resource"))
-    for system, value, path in _identifiers(resource, root):
+    found: list[tuple[str, str, str]] = []
+    _identifiers(resource, [root], found)
+    for system, value, path in found:
         if not _valid(system, value, settings):
             raise _refuse(path)

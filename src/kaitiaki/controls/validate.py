@@ -2,8 +2,9 @@
 
 The body must be declared as FHIR JSON in UTF-8, must not be compressed,
 must fit the size limit, must be strict JSON (no duplicate members, no
-NaN, bounded depth) and must be a resource of the type the URL names, with
-the URL's id on update.
+NaN, bounded depth and sizes), must be a resource of the type the URL names,
+with the URL's id on update, and must have the structure FHIR R4 defines
+(every embedded resource too).
 """
 
 from __future__ import annotations
@@ -18,15 +19,23 @@ from kaitiaki.errors import (
 )
 from kaitiaki.fhir.interactions import Interaction
 from kaitiaki.request import CanonicalRequest
-from kaitiaki.strictjson import StrictJSONError, loads_strict
+from kaitiaki.settings import ValidationSettings
+from kaitiaki.strictjson import JsonLimits, StrictJSONError, loads_strict
 
-__all__ = ["check_accept", "check_body_headers", "check_json_body", "check_resource"]
+__all__ = [
+    "check_accept",
+    "check_body_headers",
+    "check_json_body",
+    "check_resource",
+    "json_limits",
+]
 
 _JSON_TYPES = ("application/fhir+json", "application/json")
 # JSON Patch, or FHIRPath Patch (a Parameters resource).
 _PATCH_TYPES = ("application/json-patch+json", *_JSON_TYPES)
 _ACCEPTABLE = (*_JSON_TYPES, "application/*", "*/*")
 _FORMATS = ("json", "application/json", "application/fhir+json")
+_CODINGS = ("gzip", "deflate")
 
 
 def _media_type(value: str) -> tuple[str, dict[str, str]]:
@@ -38,29 +47,53 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
     return kind.strip().lower(), parsed
 
 
-def check_accept(request: CanonicalRequest) -> None:
-    """Refuse a response format other than FHIR JSON (406); absent means JSON."""
+def _link(url: str) -> dict[str, str]:
+    # HDR-02: a 406 points at what is offered: the server's CapabilityStatement.
+    return {"Link": f'<{url}>; rel="help"; type="application/fhir+json"'}
+
+
+def check_accept(
+    request: CanonicalRequest, *, required: bool = False, help_url: str = "metadata"
+) -> None:
+    """Refuse a response format other than FHIR JSON (406, with a ``Link`` to
+    the formats offered); a missing Accept means JSON unless ``required``."""
     formats = [value for name, value in request.query if name == "_format"]
     if any(value not in _FORMATS for value in formats):
         raise NotAcceptable(
             "Only FHIR JSON responses are available.",
             detail="format",
             expression="_format",
+            headers=_link(help_url),
         )
     accept = request.header("accept")
+    if accept is None and required and not formats:
+        raise BadRequest(
+            "An Accept header naming application/fhir+json is required.",
+            detail="accept_missing",
+            expression="Accept",
+        )
     if accept is None or formats:
         return
     kinds = [_media_type(item)[0] for item in accept.split(",")]
     if not any(kind in _ACCEPTABLE for kind in kinds):
-        raise NotAcceptable("Only FHIR JSON responses are available.", detail="accept")
+        raise NotAcceptable(
+            "Only FHIR JSON responses are available.",
+            detail="accept",
+            headers=_link(help_url),
+        )
 
 
 def check_body_headers(
-    request: CanonicalRequest, *, max_bytes: int, patch: bool = False
-) -> None:
-    """Check what the headers promise about a body, before reading it."""
-    encoding = request.header("content-encoding")
-    if encoding is not None and encoding.strip().lower() != "identity":
+    request: CanonicalRequest,
+    *,
+    max_bytes: int,
+    patch: bool = False,
+    compressed: bool = False,
+) -> str | None:
+    """Check what the headers promise about a body, before reading it; return
+    the content coding to undo (gzip or deflate) when ``compressed`` allows it."""
+    encoding = (request.header("content-encoding") or "identity").strip().lower()
+    if encoding != "identity" and not (compressed and encoding in _CODINGS):
         raise UnsupportedMediaType(
             "Compressed request bodies are not accepted.", detail="content_encoding"
         )
@@ -79,28 +112,40 @@ def check_body_headers(
     length = request.header("content-length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
         raise PayloadTooLarge("The request body is too large.")
+    return None if encoding == "identity" else encoding
 
 
-def _strict(body: bytes) -> Any:
+def json_limits(settings: ValidationSettings) -> JsonLimits:
+    return JsonLimits(
+        max_depth=settings.max_json_depth,
+        max_members=settings.max_json_members,
+        max_items=settings.max_json_items,
+        max_string=settings.max_json_string,
+    )
+
+
+def _strict(body: bytes, settings: ValidationSettings) -> Any:
     try:
-        return loads_strict(body, max_depth=64)
+        return loads_strict(body, limits=json_limits(settings))
     except StrictJSONError as exc:
         raise BadRequest(
             "The request body is not valid JSON.", detail=f"json_{exc.reason}"
         ) from exc
 
 
-def check_json_body(body: bytes) -> Any:
+def check_json_body(body: bytes, settings: ValidationSettings) -> Any:
     """Parse a body that is not a resource of the URL's type (patch, operation)."""
-    value = _strict(body)
+    value = _strict(body, settings)
     if not isinstance(value, dict | list):
         raise BadRequest("The request body must be JSON.", detail="json_not_object")
     return value
 
 
-def check_resource(body: bytes, interaction: Interaction) -> dict[str, Any]:
+def check_resource(
+    body: bytes, interaction: Interaction, settings: ValidationSettings
+) -> dict[str, Any]:
     """Parse the body strictly and check it is the resource the URL names."""
-    resource = _strict(body)
+    resource = _strict(body, settings)
     if not isinstance(resource, dict):
         raise BadRequest(
             "The request body must be a FHIR resource.",

@@ -15,12 +15,15 @@ from typing import Any
 
 import aiohttp
 
+from kaitiaki.controls.content import Validator
 from kaitiaki.errors import InternalFault, Refusal
 from kaitiaki.gateway.auditing import GatewayAudit
 from kaitiaki.gateway.exchange import Trail, handle_request
+from kaitiaki.gateway.metadata import load_validator
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.iam.suspensions import Suspensions
 from kaitiaki.limits import RateLimits
+from kaitiaki.rest.openapi import OpenApiDocument
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import JwksCache
 from kaitiaki.tokens.services import TokenServices, open_token_services
@@ -55,6 +58,17 @@ class Gateway:
         self.limits: RateLimits | None = None
         self.audit: GatewayAudit | None = None
         self.suspensions = Suspensions(None)
+        self.validator: Validator | None = None
+        # Each REST route with its OpenAPI document, read and compiled once.
+        self.rest_routes = [
+            (
+                route,
+                OpenApiDocument.load(
+                    route.openapi, allow_unknown_query=route.allow_unknown_query
+                ),
+            )
+            for route in settings.rest
+        ]
 
     async def startup(self) -> None:
         connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
@@ -74,6 +88,7 @@ class Gateway:
         self.limits = RateLimits(self.settings.limits)
         self.suspensions = Suspensions(Path(self.settings.admin.suspensions_file))
         _warn_weak_policies(self.settings)
+        self.validator = await load_validator(self.settings, self.session)
         logger.info("gateway %s ready", self.settings.gateway.instance)
 
     async def apply_settings(self, settings: Settings) -> None:
@@ -130,17 +145,25 @@ class Gateway:
         started = time.perf_counter()
         client = scope.get("client") or ("unknown", 0)
         trail = Trail(method=scope["method"], client_address=str(client[0]))
+        # Refusals before routing (edge, framing) still answer in the format
+        # of the prefix the raw path is under.
+        raw = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if any(
+            raw == route.prefix or raw.startswith(route.prefix + "/")
+            for route, _ in self.rest_routes
+        ):
+            trail.api = "rest"
         try:
             reply = await handle_request(self, scope, receive, trail)
         except Refusal as refusal:
             trail.refuse(refusal)
-            reply = refusal_reply(refusal)
+            reply = refusal_reply(refusal, rest=trail.api == "rest")
         except Exception:
             # The one top-level handler: log the fault, show nothing of it.
             logger.exception("unhandled fault in step %s", trail.step)
             fault = InternalFault("The request could not be processed.")
             trail.refuse(fault)
-            reply = refusal_reply(fault)
+            reply = refusal_reply(fault, rest=trail.api == "rest")
 
         reply = await self._audit(trail, reply, started)
         await _send_reply(send, reply, trail.correlation_id)

@@ -10,9 +10,11 @@ from kaitiaki.controls.authenticate import authenticate, refuse_token_in_form
 from kaitiaki.controls.authorise import Decision, authorise
 from kaitiaki.controls.bundle import authorise_bundle
 from kaitiaki.controls.compartment import check_in_compartment, filter_reply
+from kaitiaki.controls.content import inflate
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
 from kaitiaki.controls.labels import Rule, satisfies_rules
+from kaitiaki.controls.patient_ids import check_patient_ids
 from kaitiaki.controls.policy import apply_policy
 from kaitiaki.controls.validate import (
     check_accept,
@@ -39,11 +41,13 @@ from kaitiaki.request import (
     CanonicalRequest,
     canonical_path,
     check_framing,
+    check_host,
     collect_headers,
     correlation_id,
     encode_query,
     parse_query,
 )
+from kaitiaki.rest.exchange import find_rest_route, handle_rest
 from kaitiaki.tokens.jwt import Principal
 from kaitiaki.tokens.mtls import certificate_from
 
@@ -82,6 +86,7 @@ class Trail:
     # Raw, for the audit event to hash; never serialised as they are.
     resource_id: str | None = None
     query: tuple[tuple[str, str], ...] = ()
+    api: str = "fhir"
 
     def refuse(self, refusal: Refusal) -> None:
         self.refusal_code, self.refusal_step = refusal.detail, self.step
@@ -100,7 +105,8 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         max_bytes=limits.max_header_bytes,
     )
     trail.correlation_id = correlation_id(headers)
-    check_framing(headers)
+    check_framing(headers, scope.get("http_version", "1.1"))
+    check_host(headers, limits.host_names())
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
     query = parse_query(scope.get("query_string", b""), max_bytes=limits.max_uri_bytes)
@@ -126,6 +132,8 @@ def _route(gateway: Gateway, request: CanonicalRequest, trail: Trail) -> Interac
     if request.path != base and not request.path.startswith(base + "/"):
         raise NotFound("No route matches the request.", detail="no_route")
     interaction = match_interaction(request.method, request.path[len(base) :])
+    if gateway.validator is not None:
+        gateway.validator.check_route(interaction, request)
     trail.route = base + interaction.route
     trail.interaction = interaction.name
     trail.resource_type = interaction.resource_type
@@ -159,38 +167,27 @@ async def _body(
     *,
     access: Access,
 ) -> tuple[bytes | None, CanonicalRequest]:
-    settings = gateway.settings
-    limit = settings.gateway.max_body_bytes
+    validation, validator = gateway.settings.validation, gateway.validator
+    if validator is None:
+        raise RuntimeError("gateway used before startup")
     if interaction.name in _SEARCH_POSTS:
-        content_type = (request.header("content-type") or "").split(";")[0].strip()
-        if content_type.lower() != _FORM:
-            raise BadRequest(
-                "A search body must be form-encoded.", detail="search_form"
-            )
-        form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
-        refuse_token_in_form(form)
-        query = check_search(request.query + form, settings.validation)
-        merged = CanonicalRequest(**{**_fields(request), "query": query})
-        return encode_query(merged.query).encode(), merged
+        return await _search_form(gateway, receive, request, interaction, trail)
     if not interaction.has_body:
         if interaction.is_search or interaction.is_operation:
-            query = check_search(request.query, settings.validation)
+            query = check_search(request.query, validation)
             request = CanonicalRequest(**{**_fields(request), "query": query})
+        if interaction.is_search:
+            validator.check_search(request, interaction)
+        check_patient_ids(interaction, request.query, None, validation)
         return None, request
-    check_body_headers(request, max_bytes=limit, patch=interaction.name == "patch")
-    body = await _read_body(receive, limit, trail)
-    if interaction.name == "batch":
-        trail.step = "authorise"
-        decided = authorise_bundle(
-            body, access.principal, access.grants, request, settings
-        )
-        access.patient = access.patient or decided.patient
-        return decided.body, request
-    if interaction.name == "patch" or interaction.is_operation:
-        check_json_body(body)
-        return body, request
-    resource = check_resource(body, interaction)
-    check_resource_identifiers(resource, settings.validation)
+    body = await _checked_body(gateway, receive, request, interaction, trail)
+    if interaction.name in ("batch", "patch") or interaction.is_operation:
+        other = _other_body(gateway, body, request, interaction, trail, access=access)
+        return other, request
+    resource = check_resource(body, interaction, validation)
+    validator.check_resource(resource)
+    check_resource_identifiers(resource, validation)
+    check_patient_ids(interaction, (), resource, validation)
     trail.step = "authorise"
     if access.patient is not None:
         check_in_compartment(resource, access.patient)
@@ -199,6 +196,77 @@ async def _body(
             "The access token does not permit this request.", detail="scope_content"
         )
     return body, request
+
+
+def _other_body(
+    gateway: Gateway,
+    body: bytes,
+    request: CanonicalRequest,
+    interaction: Interaction,
+    trail: Trail,
+    *,
+    access: Access,
+) -> bytes:
+    """A Bundle to the base (authorised entry by entry), a patch, or the
+    Parameters of an operation: validated, but not a resource of the URL."""
+    validation, validator = gateway.settings.validation, gateway.validator
+    if validator is None:
+        raise RuntimeError("gateway used before startup")
+    value = check_json_body(body, validation)
+    if isinstance(value, dict) and "resourceType" in value:
+        validator.check_resource(value)
+    if interaction.name != "batch":
+        return body
+    trail.step = "authorise"
+    decided = authorise_bundle(
+        body, access.principal, access.grants, request, gateway.settings
+    )
+    access.patient = access.patient or decided.patient
+    return decided.body
+
+
+async def _search_form(
+    gateway: Gateway,
+    receive: Receive,
+    request: CanonicalRequest,
+    interaction: Interaction,
+    trail: Trail,
+) -> tuple[bytes, CanonicalRequest]:
+    """A ``_search`` POST: its form body is parsed and checked like a query."""
+    settings, validator = gateway.settings, gateway.validator
+    if validator is None:
+        raise RuntimeError("gateway used before startup")
+    content_type = (request.header("content-type") or "").split(";")[0].strip()
+    if content_type.lower() != _FORM:
+        raise BadRequest("A search body must be form-encoded.", detail="search_form")
+    limit = settings.gateway.max_body_bytes
+    form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
+    refuse_token_in_form(form)
+    query = check_search(request.query + form, settings.validation)
+    merged = CanonicalRequest(**{**_fields(request), "query": query})
+    validator.check_search(merged, interaction)
+    check_patient_ids(interaction, merged.query, None, settings.validation)
+    return encode_query(merged.query).encode(), merged
+
+
+async def _checked_body(
+    gateway: Gateway,
+    receive: Receive,
+    request: CanonicalRequest,
+    interaction: Interaction,
+    trail: Trail,
+) -> bytes:
+    """The body, once its headers are acceptable, read within the size limit
+    and inflated (after authentication) when compressed bodies are enabled."""
+    validation = gateway.settings.validation
+    coding = check_body_headers(
+        request,
+        max_bytes=gateway.settings.gateway.max_body_bytes,
+        patch=interaction.name == "patch",
+        compressed=validation.compressed_bodies,
+    )
+    body = await _read_body(receive, gateway.settings.gateway.max_body_bytes, trail)
+    return body if coding is None else inflate(body, coding, validation)
 
 
 def _fields(request: CanonicalRequest) -> dict[str, Any]:
@@ -272,7 +340,7 @@ def _decide(
     return decision
 
 
-async def _authenticate(
+async def authenticate_caller(
     gateway: Gateway, request: CanonicalRequest, trail: Trail, now: float
 ) -> Principal:
     """The caller's verified principal; a suspended client is refused."""
@@ -295,11 +363,18 @@ async def handle_request(
     if gateway.limits is None:
         raise RuntimeError("gateway used before startup")
     grant = await gateway.limits.check_address(trail.client_address, now)
+    rest = find_rest_route(gateway, request.path)
+    if rest is not None:
+        return await handle_rest(gateway, rest, request, receive, trail)
     interaction = _route(gateway, request, trail)
 
     trail.step = "filter"
     apply_carriage_rules(request)
-    check_accept(request)
+    check_accept(
+        request,
+        required=settings.validation.require_accept,
+        help_url=settings.gateway.base_url + "/metadata",
+    )
     public = is_public(
         request.path[len(settings.gateway.fhir_base) :], settings.gateway.public_paths
     )
@@ -307,7 +382,7 @@ async def handle_request(
     access: Access | None = None
     if not public:
         trail.step = "authenticate"
-        principal = await _authenticate(gateway, request, trail, now)
+        principal = await authenticate_caller(gateway, request, trail, now)
 
         trail.step = "throttle"
         grant = await gateway.limits.check_client(
@@ -391,6 +466,7 @@ async def _proxy(
         # The same reply as a resource hidden by the egress check, so that
         # "not there", "deleted" and "not yours" cannot be told apart.
         raise NotFound("The resource was not found.", detail="upstream_not_found")
+    _check_reply(gateway, reply)
     if reply.status >= 500:
         return _upstream_failure(reply, trail)
     headers = [
@@ -446,6 +522,13 @@ def _egress(access: Access, payload: bytes) -> bytes:
         rules=access.rules,
         prune=access.operation,
     )
+
+
+def _check_reply(gateway: Gateway, reply: UpstreamReply) -> None:
+    """Optional response validation (``validation.response_validation``)."""
+    if gateway.validator is not None and reply.status < 500:
+        content_type = dict(reply.headers).get("content-type", "")
+        gateway.validator.check_reply(content_type, reply.body)
 
 
 def _public_location(value: str, upstream_base: str, public_base: str) -> str:

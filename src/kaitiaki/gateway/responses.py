@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from kaitiaki.errors import Refusal
 from kaitiaki.fhir.outcome import refusal_outcome
+from kaitiaki.rest.errors import refusal_errors
 
 __all__ = ["Reply", "refusal_reply", "security_headers"]
 
@@ -44,12 +45,14 @@ def _www_authenticate(refusal: Refusal) -> str | None:
     return None
 
 
-def refusal_reply(refusal: Refusal) -> Reply:
-    """The OperationOutcome reply for a refusal, with its protocol headers."""
-    headers = [("content-type", FHIR_JSON)]
+def refusal_reply(refusal: Refusal, *, rest: bool = False) -> Reply:
+    """The reply for a refusal, with its protocol headers: an OperationOutcome,
+    or on a REST route the standard's ``errors[]`` body."""
+    headers = [("content-type", "application/json" if rest else FHIR_JSON)]
     challenge = _www_authenticate(refusal)
     # The authenticate step may have set the full challenge itself.
     if challenge and "www-authenticate" not in {n.lower() for n in refusal.headers}:
         headers.append(("www-authenticate", challenge))
     headers.extend((name.lower(), value) for name, value in refusal.headers.items())
-    return Reply(refusal.status, headers, refusal_outcome(refusal))
+    body = refusal_errors(refusal) if rest else refusal_outcome(refusal)
+    return Reply(refusal.status, headers, body)

@@ -24,11 +24,16 @@ logger = logging.getLogger("kaitiaki.iam.listeners")
 
 def server_config(app: Any, host: str, port: int, **tls: Any) -> uvicorn.Config:
     """The uvicorn settings of every Kaitiaki listener."""
+    from kaitiaki.gateway.h11strict import StrictH11Protocol
+
     # No access log: a request line can carry an NHI in its query string.
+    # h11 (hardened against bare LF), named so an installed httptools never
+    # replaces the parser the framing tests prove (tests/gateway/test_framing.py).
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=StrictH11Protocol,
         lifespan="on",
         access_log=False,
         server_header=False,

@@ -1,0 +1,61 @@
+"""Load the validate step's definitions at start-up, with the upstream's
+CapabilityStatement when the settings ask for it (fetched once, fail closed)."""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+
+from kaitiaki.controls.content import Validator
+from kaitiaki.errors import ConfigError
+from kaitiaki.settings import Settings
+from kaitiaki.strictjson import StrictJSONError, loads_strict
+
+__all__ = ["load_validator"]
+
+logger = logging.getLogger("kaitiaki.gateway")
+
+_MAX_METADATA_BYTES = 8 * 1_048_576
+
+
+async def load_validator(
+    settings: Settings, session: aiohttp.ClientSession | None
+) -> Validator:
+    """The definitions; refuse to start if the CapabilityStatement is needed
+    but cannot be read (never validate against nothing)."""
+    if settings.validation.search_parameters != "capability":
+        return Validator.load(settings.validation)
+    if session is None:
+        raise ConfigError("validation.search_parameters: no upstream session")
+    url = settings.gateway.upstream.rstrip("/") + "/metadata"
+    try:
+        async with session.get(
+            url,
+            headers={"accept": "application/fhir+json"},
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(
+                total=settings.gateway.upstream_timeout_seconds
+            ),
+        ) as response:
+            body = await response.content.read(_MAX_METADATA_BYTES + 1)
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ConfigError(
+            "validation.search_parameters = 'capability': the upstream's "
+            "/metadata could not be fetched"
+        ) from exc
+    if status != 200:
+        raise ConfigError("the upstream's /metadata did not answer 200")
+    try:
+        statement = loads_strict(body, max_depth=32)
+    except StrictJSONError as exc:
+        raise ConfigError("the upstream's /metadata is not strict JSON") from exc
+    if (
+        status != 200
+        or not isinstance(statement, dict)
+        or (statement.get("resourceType") != "CapabilityStatement")
+    ):
+        raise ConfigError("the upstream's /metadata is not a CapabilityStatement")
+    logger.info("search parameters from the upstream's CapabilityStatement")
+    return Validator.load(settings.validation, statement)

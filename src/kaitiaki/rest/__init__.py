@@ -1,0 +1,1 @@
+"""Non-FHIR REST routes: OpenAPI validation and the standard's ``errors[]`` body."""
