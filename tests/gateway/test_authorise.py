@@ -41,6 +41,8 @@ def obs(patient: str, mode: str = "match") -> dict[str, Any]:
         "resource": {
             "resourceType": "Observation",
             "id": f"obs-{patient}",
+            "status": "final",
+            "code": {"text": "blood pressure"},
             "subject": ref(f"Patient/{patient}"),
         },
         "search": {"mode": mode},
@@ -659,7 +661,13 @@ def appointment(tag: str | None) -> dict[str, Any]:
         if tag
         else {}
     )
-    return {"resourceType": "Appointment", "id": "a1", "status": "booked", "meta": meta}
+    return {
+        "resourceType": "Appointment",
+        "id": "a1",
+        "status": "booked",
+        "participant": [{"actor": ref("Patient/pat-A"), "status": "accepted"}],
+        "meta": meta,
+    }
 
 
 def test_tag_scope_read_shows_only_tagged_resources(gw: Under) -> None:

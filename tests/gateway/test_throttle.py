@@ -185,7 +185,11 @@ def test_search_form_body_is_charged_at_its_full_cost(
             **bearer(standin.token()),
             "Content-Type": "application/x-www-form-urlencoded",
         }
-        includes = "&".join(f"_include=Patient:link{n}" for n in range(5))
+        includes = (
+            "_include=Patient:general-practitioner&_include=Patient:link"
+            "&_include=Patient:organization&_revinclude=Observation:subject"
+            "&_revinclude=Encounter:subject"
+        )
         costly = gw.client.post(
             "/fhir/Patient/_search", headers=headers, content=includes
         )
@@ -193,7 +197,10 @@ def test_search_form_body_is_charged_at_its_full_cost(
         assert costly.json()["issue"][0]["code"] == "too-costly"
         assert "retry-after" not in costly.headers
 
-        three = "_include=Patient:a&_include=Patient:b&_include=Patient:c"
+        three = (
+            "_include=Patient:general-practitioner&_include=Patient:link"
+            "&_include=Patient:organization"
+        )
         fits = gw.client.post("/fhir/Patient/_search", headers=headers, content=three)
         assert fits.status_code == 201  # the stand-in upstream answers POST so
         assert fits.headers["ratelimit"] == '"limit";r=0;t=3600'
