@@ -17,7 +17,8 @@ a stable machine ``code``::
         ├── Unauthenticated         401 no usable credential
         │   └── InvalidToken        401 the bearer token failed verification
         ├── Forbidden               403 authenticated, but not allowed
-        │   └── InsufficientScope
+        │   ├── InsufficientScope
+        │   └── Blocked             403 the traffic filter refused the request
         ├── RateLimited             429 a limit or quota is spent
         ├── DependencyUnavailable   503 a control's dependency is down (fail closed)
         ├── UpstreamFailed          502 the upstream could not be reached
@@ -150,6 +151,13 @@ class Forbidden(Refusal):
 
 class InsufficientScope(Forbidden):
     code = "insufficient_scope"
+
+
+class Blocked(Forbidden):
+    """Refused by the traffic filter or an address list; names no rule."""
+
+    code = "blocked"
+    issue_code = "security"
 
 
 class RateLimited(Refusal):

@@ -8,6 +8,7 @@ current directory.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -20,13 +21,17 @@ from kaitiaki.errors import ConfigError
 __all__ = [
     "AuditSettings",
     "AuthSettings",
+    "CorsSettings",
     "DemoClient",
     "DevIssuerSettings",
     "GatewaySettings",
     "LimitSettings",
     "RefApiSettings",
     "Settings",
+    "UpstreamAuthSettings",
     "ValidationSettings",
+    "WafExclusion",
+    "WafSettings",
     "load_settings",
 ]
 
@@ -59,6 +64,18 @@ class GatewaySettings(_Frozen):
     max_header_bytes: int = Field(default=16384, ge=1024, le=131072)
     max_header_count: int = Field(default=64, ge=8, le=512)
     upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # Zero trust (docs/configuration.md, "Zero trust and the traffic filter").
+    trusted_proxies: tuple[str, ...] = ()
+    strip_cookies: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    allow_tls12: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_networks(value)
 
     @field_validator("fhir_base")
     @classmethod
@@ -167,6 +184,9 @@ class RefApiSettings(_Frozen):
     port: Port = 8081
     database_url: str = "sqlite:///var/refapi.sqlite"
     fhir_base: str = "/fhir"
+    # Refuse requests that do not carry the gateway's signed assertion.
+    gateway_assertion_key: str | None = None
+    gateway_assertion_audience: str = "kaitiaki-refapi"
 
     @property
     def url(self) -> str:
@@ -183,12 +203,98 @@ class ValidationSettings(_Frozen):
     identifier_allow_list: tuple[str, ...] = ()
 
 
+def _check_networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    for text in value:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a CIDR network like 10.0.0.0/8") from exc
+    return value
+
+
+class CorsSettings(_Frozen):
+    """Browser origins allowed to call the API (exact match; never credentials)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = (
+        "authorization",
+        "content-type",
+        "dpop",
+        "if-match",
+        "if-none-match",
+        "prefer",
+        "x-correlation-id",
+    )
+    expose_headers: tuple[str, ...] = ("location", "etag", "x-correlation-id")
+    max_age_seconds: int = Field(default=600, ge=0, le=86400)
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if "*" in origin or origin.endswith("/") or "://" not in origin:
+                raise ValueError(
+                    f"{origin!r}: list exact origins like 'https://app.example'"
+                )
+        return value
+
+
+class WafExclusion(_Frozen):
+    """Rules switched off for one route (a template or a path prefix)."""
+
+    route: str
+    rules: tuple[str, ...]
+    targets: tuple[Literal["path", "query", "header", "body", "narrative"], ...] = ()
+
+
+class WafSettings(_Frozen):
+    """The traffic filter: anomaly scoring like OWASP CRS, FHIR-aware."""
+
+    enabled: bool = True
+    detection_only: bool = False
+    paranoia_level: int = Field(default=1, ge=1, le=4)
+    inbound_threshold: int = Field(default=5, ge=1, le=100)
+    inspected_headers: tuple[str, ...] = (
+        "user-agent",
+        "referer",
+        "origin",
+        "prefer",
+        "if-match",
+        "if-none-match",
+        "content-type",
+        "accept-language",
+    )
+    exclusions: tuple[WafExclusion, ...] = ()
+    allow_networks: tuple[str, ...] = ()
+    deny_networks: tuple[str, ...] = ()
+
+    @field_validator("allow_networks", "deny_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_networks(value)
+
+
+class UpstreamAuthSettings(_Frozen):
+    """How the gateway proves itself to the upstream (both may be used)."""
+
+    assertion_key: str | None = None
+    assertion_audience: str | None = None
+    assertion_lifetime_seconds: int = Field(default=30, ge=5, le=60)
+    assertion_header: str = "kaitiaki-gateway-assertion"
+    client_cert: str | None = None
+    client_key: str | None = None
+    ca_file: str | None = None
+
+
 class Settings(_Frozen):
     gateway: GatewaySettings
     auth: AuthSettings
     validation: ValidationSettings = ValidationSettings()
     limits: LimitSettings = LimitSettings()
     audit: AuditSettings = AuditSettings()
+    cors: CorsSettings = CorsSettings()
+    waf: WafSettings = WafSettings()
+    upstream_auth: UpstreamAuthSettings = UpstreamAuthSettings()
     dev_issuer: DevIssuerSettings | None = None
     refapi: RefApiSettings | None = None
 

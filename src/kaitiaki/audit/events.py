@@ -38,6 +38,8 @@ class AuditEvent:
     refusal_step: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    waf_rules: str | None = None
+    waf_score: int = 0
 
     def to_record(self) -> dict[str, str | int | float | None]:
         """The event as plain data, every text field escaped."""

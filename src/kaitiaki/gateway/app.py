@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import ssl
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime
@@ -17,12 +18,16 @@ import aiohttp
 from anyio import to_thread
 
 from kaitiaki.audit import AuditEvent, AuditSink, open_sink
-from kaitiaki.errors import DependencyUnavailable, InternalFault, Refusal
+from kaitiaki.errors import ConfigError, DependencyUnavailable, InternalFault, Refusal
+from kaitiaki.gateway.assertion import AssertionSigner
+from kaitiaki.gateway.cors import cors_headers
+from kaitiaki.gateway.edge import EdgePolicy
 from kaitiaki.gateway.exchange import Trail, handle_request
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.limits import RateLimits
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import JwksCache
+from kaitiaki.waf import TrafficFilter
 
 __all__ = ["Gateway"]
 
@@ -44,9 +49,15 @@ class Gateway:
         self.keys: JwksCache | None = None
         self.limits: RateLimits | None = None
         self.sink: AuditSink | None = None
+        self.filter = TrafficFilter(settings.waf)
+        self.edge = EdgePolicy.from_settings(settings)
+        self.signer = _signer(settings)
+        self.upstream_tls = _upstream_tls(settings)
 
     async def startup(self) -> None:
-        connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(
+            limit=256, ttl_dns_cache=300, ssl=self.upstream_tls or True
+        )
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, trust_env=False
         )
@@ -96,6 +107,7 @@ class Gateway:
             trail.refuse(fault)
             reply = refusal_reply(fault)
 
+        reply.headers += _edge_headers(self.settings, scope)
         reply = await self._audit(trail, reply, started)
         await _send_reply(send, reply, trail.correlation_id)
 
@@ -118,6 +130,8 @@ class Gateway:
             refusal_step=trail.refusal_step,
             bytes_in=trail.bytes_in,
             bytes_out=len(reply.body),
+            waf_rules=",".join(trail.waf.ids()) or None,
+            waf_score=trail.waf.score,
         )
         sink = self.sink
         if sink is None:
@@ -128,6 +142,52 @@ class Gateway:
             logger.exception("audit sink failed; refusing rather than serve unaudited")
             return _unaudited()
         return reply
+
+
+def _signer(settings: Settings) -> AssertionSigner | None:
+    auth = settings.upstream_auth
+    if auth.assertion_key is None:
+        return None
+    return AssertionSigner(
+        auth.assertion_key,
+        issuer=settings.gateway.instance,
+        audience=auth.assertion_audience or settings.gateway.upstream,
+        lifetime=auth.assertion_lifetime_seconds,
+        header=auth.assertion_header,
+    )
+
+
+def _upstream_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The client TLS context for the upstream: a CA and/or a client certificate."""
+    auth = settings.upstream_auth
+    if auth.client_cert is None and auth.ca_file is None:
+        return None
+    context = ssl.create_default_context(cafile=auth.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if auth.client_cert is not None:
+        try:
+            context.load_cert_chain(auth.client_cert, auth.client_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                "upstream_auth.client_cert/client_key: cannot load the certificate "
+                "and key (PEM files)"
+            ) from exc
+    return context
+
+
+def _edge_headers(settings: Settings, scope: Scope) -> list[tuple[str, str]]:
+    """CORS headers for listed origins; HSTS on a TLS listener only."""
+    origins = [
+        value.decode("latin-1")
+        for name, value in scope.get("headers", [])
+        if name.lower() == b"origin"
+    ]
+    headers = cors_headers(settings.cors, {"origin": origins}) if origins else []
+    if scope.get("scheme") == "https":
+        headers.append(
+            ("strict-transport-security", "max-age=31536000; includeSubDomains")
+        )
+    return headers
 
 
 def _unaudited() -> Reply:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,6 +21,7 @@ from kaitiaki.errors import (
 from kaitiaki.fhir.interactions import Interaction, match_interaction
 from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.fhir.scopes import parse_scopes
+from kaitiaki.gateway.cors import is_preflight, preflight_reply
 from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
 from kaitiaki.gateway.upstream import forward, outbound_headers
 from kaitiaki.request import (
@@ -33,6 +34,7 @@ from kaitiaki.request import (
     parse_query,
 )
 from kaitiaki.tokens import verify_access_token
+from kaitiaki.waf import Findings
 
 if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive, Scope
@@ -58,6 +60,7 @@ class Trail:
     refusal_code: str | None = None
     refusal_step: str | None = None
     bytes_in: int = 0
+    waf: Findings = field(default_factory=Findings)
 
     def refuse(self, refusal: Refusal) -> None:
         self.refusal_code, self.refusal_step = refusal.detail, self.step
@@ -76,6 +79,9 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         max_bytes=limits.max_header_bytes,
     )
     trail.correlation_id = correlation_id(headers)
+    trail.client_address, scheme = gateway.edge.client_origin(
+        trail.client_address, scope.get("scheme", "http"), headers
+    )
     check_framing(headers)
     raw_path = scope.get("raw_path") or scope["path"].encode()
     path = canonical_path(raw_path, max_bytes=limits.max_uri_bytes)
@@ -87,7 +93,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         headers=headers,
         client_address=trail.client_address,
         correlation_id=trail.correlation_id,
-        scheme=scope.get("scheme", "http"),
+        scheme=scheme,
     )
 
 
@@ -134,6 +140,10 @@ async def _body(
                 "A search body must be form-encoded.", detail="search_form"
             )
         form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
+        trail.step = "filter"
+        gateway.filter.inspect_query(form, trail.route, request.path, trail.waf)
+        gateway.filter.decide(trail.waf)
+        trail.step = "validate"
         query = check_search(request.query + form, gateway.settings.validation)
         merged = CanonicalRequest(**{**_fields(request), "query": query})
         return encode_query(merged.query).encode(), merged
@@ -145,6 +155,10 @@ async def _body(
     check_body_headers(request, max_bytes=limit)
     body = await _read_body(receive, limit, trail)
     resource = check_resource(body, interaction)
+    trail.step = "filter"
+    gateway.filter.inspect_resource(resource, trail.route, request.path, trail.waf)
+    gateway.filter.decide(trail.waf)
+    trail.step = "validate"
     check_resource_identifiers(resource, gateway.settings.validation)
     return body, request
 
@@ -158,14 +172,17 @@ async def handle_request(
 ) -> Reply:
     settings = gateway.settings
     request = _canonical(gateway, scope, trail)
+    gateway.edge.check_address(trail.client_address)
     now = gateway.clock()
     if gateway.limits is not None:
         await gateway.limits.check_address(trail.client_address, now)
+    if is_preflight(request.method, request.headers):
+        trail.route, trail.interaction = "(preflight)", "cors-preflight"
+        return preflight_reply(settings.cors, request.headers)
     interaction = _route(gateway, request, trail)
 
     trail.step = "filter"
-    apply_carriage_rules(request)
-    check_accept(request)
+    request = _filter(gateway, request, trail)
     public = request.path[len(settings.gateway.fhir_base) :] in (
         settings.gateway.public_paths
     )
@@ -197,6 +214,19 @@ async def handle_request(
     return await _proxy(gateway, request, body, trail, cacheable=public)
 
 
+def _filter(
+    gateway: Gateway, request: CanonicalRequest, trail: Trail
+) -> CanonicalRequest:
+    """Carriage rules, then the traffic filter over the request head."""
+    request = apply_carriage_rules(
+        request, strip_cookies=gateway.settings.gateway.strip_cookies
+    )
+    gateway.filter.inspect_head(request, trail.route, trail.waf)
+    gateway.filter.decide(trail.waf)
+    check_accept(request)
+    return request
+
+
 async def _proxy(
     gateway: Gateway,
     request: CanonicalRequest,
@@ -223,6 +253,10 @@ async def _proxy(
     }
     if trail.client_id is not None:
         identity["kaitiaki-client-id"] = trail.client_id
+    if gateway.signer is not None:
+        identity[gateway.signer.header] = gateway.signer.sign(
+            int(gateway.clock()), trail.client_id
+        )
     if trail.interaction == "search-type-post":
         identity["content-type"] = _FORM
     reply = await forward(

@@ -32,7 +32,9 @@ from kaitiaki.errors import (
     NotFound,
     Refusal,
 )
+from kaitiaki.gateway.assertion import AssertionVerifier
 from kaitiaki.refapi.bodies import parse_form, parse_resource, read_body
+from kaitiaki.refapi.gatekeeper import GatewayOnly
 from kaitiaki.refapi.resources import (
     FHIR_JSON,
     StorageFailed,
@@ -268,7 +270,7 @@ class _RefApi:
         return await self.read(request)
 
 
-def create_app(settings: RefApiSettings) -> Starlette:
+def create_app(settings: RefApiSettings) -> Starlette | GatewayOnly:
     """The reference FHIR API; its database is opened, created and seeded on start."""
     try:
         make_url(settings.database_url)
@@ -298,8 +300,14 @@ def create_app(settings: RefApiSettings) -> Starlette:
             methods=["GET", "POST"],
         ),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=api.lifespan,
         exception_handlers={404: _http_error, 405: _http_error},
     )
+    if settings.gateway_assertion_key is None:
+        return app
+    verifier = AssertionVerifier.from_file(
+        settings.gateway_assertion_key, audience=settings.gateway_assertion_audience
+    )
+    return GatewayOnly(app, verifier)

@@ -1,0 +1,82 @@
+"""The decodings attackers use to hide a payload, undone before any rule runs.
+
+Each inspected value yields a small, bounded set of variants: the value as
+received, and the value after repeated URL decoding (``%XX`` and ``%uXXXX``),
+HTML character references, ``\\uXXXX``/``\\xHH`` escapes, null removal, SQL
+comment removal and whitespace compression. Rules flagged for base64 also see
+the decoded text of values that are valid base64 of UTF-8 text. Every step is
+linear in the input; nothing here can loop more than ``_ROUNDS`` times.
+"""
+
+from __future__ import annotations
+
+import binascii
+import html
+from urllib.parse import unquote
+
+import re2
+
+__all__ = ["base64_text", "variants"]
+
+_ROUNDS = 3
+_UNICODE_ESCAPE = re2.compile(r"(?i)(?:\\u|%u)([0-9a-f]{4})")
+_HEX_ESCAPE = re2.compile(r"(?i)\\x([0-9a-f]{2})")
+_COMMENT = re2.compile(r"/\*.*?\*/")
+_SPACE = re2.compile(r"\s+")
+_BASE64 = re2.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+
+
+def _unescape(text: str) -> str:
+    text = str(_UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text))
+    return str(_HEX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text))
+
+
+def _decode_once(text: str) -> str:
+    if "%" in text:
+        text = unquote(text, errors="replace")
+    if "&" in text:
+        text = html.unescape(text)
+    if "\\" in text or "%u" in text or "%U" in text:
+        text = _unescape(text)
+    return text
+
+
+def _decoded(text: str) -> str:
+    for _ in range(_ROUNDS):
+        decoded = _decode_once(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+def _normalised(text: str) -> str:
+    text = text.replace("\x00", "")
+    if "/*" in text:
+        text = _COMMENT.sub(" ", text)
+    return str(_SPACE.sub(" ", text))
+
+
+def variants(value: str) -> tuple[str, ...]:
+    """The value and its decoded forms, without duplicates, in a fixed order."""
+    decoded = _decoded(value)
+    normal = _normalised(decoded)
+    found = [value]
+    for text in (decoded, normal):
+        if text not in found:
+            found.append(text)
+    return tuple(found)
+
+
+def base64_text(value: str) -> str | None:
+    """The UTF-8 text a base64 (or base64url) value encodes, or None."""
+    stripped = value.strip()
+    if not _BASE64.fullmatch(stripped):
+        return None
+    padded = stripped.replace("-", "+").replace("_", "/")
+    padded += "=" * (-len(padded) % 4)
+    try:
+        raw = binascii.a2b_base64(padded)
+        return raw.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
