@@ -254,16 +254,8 @@ class WafSettings(_Frozen):
     detection_only: bool = False
     paranoia_level: int = Field(default=1, ge=1, le=4)
     inbound_threshold: int = Field(default=5, ge=1, le=100)
-    inspected_headers: tuple[str, ...] = (
-        "user-agent",
-        "referer",
-        "origin",
-        "prefer",
-        "if-match",
-        "if-none-match",
-        "content-type",
-        "accept-language",
-    )
+    # "*": every header but the credentials; or a list of header names.
+    inspected_headers: tuple[str, ...] = ("*",)
     exclusions: tuple[WafExclusion, ...] = ()
     allow_networks: tuple[str, ...] = ()
     deny_networks: tuple[str, ...] = ()

@@ -25,6 +25,8 @@ __all__ = ["Findings", "RuleEngine", "TrafficFilter", "check_networks"]
 logger = logging.getLogger("kaitiaki.waf")
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Credentials are checked by their own controls and never pattern-matched.
+_NEVER_INSPECTED = frozenset({"authorization", "dpop", "cookie", "content-length"})
 
 
 class TrafficFilter:
@@ -57,7 +59,7 @@ class TrafficFilter:
         scan("path", path, findings, excluded=self._excluded(route, path, "path"))
         self.inspect_query(request.query, route, path, findings)
         excluded = self._excluded(route, path, "header")
-        for name in self.settings.inspected_headers:
+        for name in self._header_names(request.headers):
             for value in request.headers.get(name, ()):
                 scan("header", value, findings, excluded=excluded, header=name)
         for rule_id, score in protocol_anomalies(
@@ -65,6 +67,12 @@ class TrafficFilter:
         ).items():
             if rule_id not in excluded:
                 findings.rules.setdefault(rule_id, score)
+
+    def _header_names(self, headers: dict[str, list[str]]) -> list[str]:
+        names = self.settings.inspected_headers
+        if "*" in names:
+            return [name for name in headers if name not in _NEVER_INSPECTED]
+        return [name for name in names if name not in _NEVER_INSPECTED]
 
     def inspect_query(
         self,

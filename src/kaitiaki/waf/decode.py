@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import re2
 
-__all__ = ["base64_text", "variants"]
+__all__ = ["base64_text", "shell_unquoted", "variants"]
 
 _ROUNDS = 3
 _UNICODE_ESCAPE = re2.compile(r"(?i)(?:\\u|%u)([0-9a-f]{4})")
@@ -24,6 +24,8 @@ _HEX_ESCAPE = re2.compile(r"(?i)\\x([0-9a-f]{2})")
 _COMMENT = re2.compile(r"/\*.*?\*/")
 _SPACE = re2.compile(r"\s+")
 _BASE64 = re2.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
+_LOOSE_ENTITY = re2.compile(r"(?i)&(?:tab|newline);")
+_SHELL_NOISE = re2.compile(r"[\\\"'^]|\$\(\s*\)|[<>]\(\s*\)|\$\{?IFS\}?|\$@")
 
 
 def _unescape(text: str) -> str:
@@ -35,7 +37,7 @@ def _decode_once(text: str) -> str:
     if "%" in text:
         text = unquote(text, errors="replace")
     if "&" in text:
-        text = html.unescape(text)
+        text = str(_LOOSE_ENTITY.sub("", html.unescape(text)))
     if "\\" in text or "%u" in text or "%U" in text:
         text = _unescape(text)
     return text
@@ -66,6 +68,13 @@ def variants(value: str) -> tuple[str, ...]:
         if text not in found:
             found.append(text)
     return tuple(found)
+
+
+def shell_unquoted(text: str) -> str | None:
+    """The text as a shell would run it (quotes, escapes, empty ``$()`` and
+    ``$IFS`` removed, after CRS's cmdLine transformation), or None if equal."""
+    unquoted = str(_SHELL_NOISE.sub("", text))
+    return unquoted if unquoted != text else None
 
 
 def base64_text(value: str) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import re2
 
-from kaitiaki.waf.decode import base64_text, variants
+from kaitiaki.waf.decode import base64_text, shell_unquoted, variants
 from kaitiaki.waf.rules import ALL_TARGETS, RULES, Rule
 
 __all__ = ["Findings", "RuleEngine", "json_strings"]
@@ -70,6 +70,12 @@ class RuleEngine:
             )
             for target in ALL_TARGETS
         }
+        self._cmdline = {
+            target: _CompiledSet(
+                [r for r in chosen if target in r.targets and r.cmdline]
+            )
+            for target in ALL_TARGETS
+        }
 
     def scan(
         self,
@@ -82,8 +88,13 @@ class RuleEngine:
     ) -> None:
         """Match one value and its decodings; record every rule that fires."""
         compiled = self._sets[target]
-        for text in variants(value):
+        found = variants(value)
+        for text in found:
             for rule in compiled.match(text):
+                _record(rule, findings, excluded, header)
+        unquoted = shell_unquoted(found[-1])
+        if unquoted is not None:
+            for rule in self._cmdline[target].match(unquoted):
                 _record(rule, findings, excluded, header)
         decoded = base64_text(value) if len(value) >= 16 else None
         if decoded is not None:
