@@ -119,11 +119,12 @@ def _reason(wire: Wire) -> str | None:
     if wire.http_version not in ("HTTP/1.1", "HTTP/1.0"):
         return "HTTP version the listener does not speak (sent unchanged)"
     kind = _content_type(wire)
-    if wire.body and kind not in ("", "application/x-www-form-urlencoded"):
-        if kind != "application/json":
-            return (
-                f"body media type {kind or '(none)'}: a FHIR JSON API refuses it (415)"
-            )
+    if wire.body and kind not in (
+        "",
+        "application/x-www-form-urlencoded",
+        "application/json",
+    ):
+        return f"body media type {kind or '(none)'}: a FHIR JSON API refuses it (415)"
     return None
 
 

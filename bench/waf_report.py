@@ -79,7 +79,7 @@ def _load(load: dict[str, Any]) -> list[str]:
             )
         ),
         "",
-        f"Kaitiaki / ModSecurity requests/s: **{ratio:.2f}×** (target ≥ 3×).",
+        f"Kaitiaki / ModSecurity requests/s: **{ratio:.2f} x** (target: 3 x).",
     ]
 
 
@@ -115,7 +115,8 @@ def render(results: dict[str, Any]) -> str:
         f"| nginx + ModSecurity + CRS | {counts['modsec_blocked']} | "
         f"{_pct(counts['modsec_blocked'], counts['total'])} | {statuses['modsec']} |",
         f"| Kaitiaki | {counts['kaitiaki_blocked']} | "
-        f"{_pct(counts['kaitiaki_blocked'], counts['total'])} | {statuses['kaitiaki']} |",
+        f"{_pct(counts['kaitiaki_blocked'], counts['total'])} | "
+        f"{statuses['kaitiaki']} |",
         "",
         "Throughput, same upstream, same bounded wrk load (2 threads, 32 "
         "connections), `GET` search with a bearer token:",

@@ -22,9 +22,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def _serve_asgi(app: Any, host: str, port: int) -> None:
+def _serve_asgi(app: Any, host: str, port: int, tls: Settings | None = None) -> None:
     import uvicorn
 
+    from kaitiaki.gateway.tls import harden, listener_config
+
+    options = listener_config(tls.gateway) if tls is not None else {}
     # No access log: a request line can carry an NHI in its query string.
     config = uvicorn.Config(
         app,
@@ -35,7 +38,11 @@ def _serve_asgi(app: Any, host: str, port: int) -> None:
         server_header=False,
         proxy_headers=False,
         log_level="warning",
+        **options,
     )
+    if options and tls is not None:
+        config.load()
+        harden(config.ssl, tls.gateway)
     uvicorn.Server(config).run()
 
 
@@ -43,7 +50,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kaitiaki.gateway.app import Gateway
 
     settings = _settings(args)
-    _serve_asgi(Gateway(settings), settings.gateway.host, settings.gateway.port)
+    gateway = Gateway(settings)
+    _serve_asgi(gateway, settings.gateway.host, settings.gateway.port, settings)
     return 0
 
 

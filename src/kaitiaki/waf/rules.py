@@ -88,8 +88,8 @@ RULES: tuple[Rule, ...] = (
          r"(?:=|<>|!=|<=?|>=?|like\b)\s*[\d'\"(]"),
     Rule("sqli-quote-operator", "sqli",
          _Q + r"\s*\)*\s*(?i:or|and|xor|div|not|like|glob|regexp|rlike|similar|is"
-         r"|notnull|isnull|between|sounds|unlikely)\b[^\n]{0,60}?(?:--|#|;|\(|" + _Q
-         + r"|=|\d\s*$)"),
+         r"|notnull|isnull|between|sounds|unlikely)\b[^\n'\"]{0,40}?(?:(?:--|#|;)"
+         r"\s*$|['\"]\d)"),
     Rule("sqli-union-select", "sqli",
          r"(?i)\bunion\b[\s(/*]+(?:all\b|distinct\b)?[\s(/*]*select\b"),
     Rule("sqli-stacked", "sqli",
@@ -99,7 +99,8 @@ RULES: tuple[Rule, ...] = (
          + r"|select\b)"),
     Rule("sqli-comment-terminator", "sqli",
          _Q + r"\s*\)*\s*(?:--|#|;\s*--|/\*!?)[\s-]*$"),
-    Rule("sqli-inline-comment", "sqli", r"/\*!\d*\s*\w|\w/\*\*/\w|\b(?i:drop|select|union|insert|delete|update)/\*"),
+    Rule("sqli-inline-comment", "sqli",
+         r"/\*!\d*\s*\w|\w/\*\*/\w|\b(?i:drop|select|union|insert|delete|update)/\*"),
     Rule("sqli-blind-timing", "sqli",
          r"(?i)\b(?:sleep|pg_sleep|benchmark|randomblob)\s*\(\s*[\d.]+\s*[,)]"
          r"|\bwaitfor\s+(?:delay|time)\s+'|dbms_(?:pipe\.receive_message|lock\.sleep)"
@@ -145,7 +146,7 @@ RULES: tuple[Rule, ...] = (
     Rule("xss-event-handler", "xss",
          r"(?i)<[^>]*[\s\"'/;]on[a-z]{3,}\s*=", targets=_NOT_NARRATIVE),
     Rule("xss-event-name", "xss",
-         r"(?i)(?:^|[\s\"'\x60;/])on[a-z]{3,50}\s*=", targets=_NOT_PROSE),
+         r"(?i)(?:^|[\s\"'\x60;/])on[a-z]{3,50}=", targets=_NOT_PROSE),
     Rule("xss-script-uri", "xss",
          r"(?i)(?:java|vb|live)\s*script\s*:|data\s*:\s*text/html|-moz-binding|"
          r"j\s*a\s*v\s*a\s*s\s*c\s*r\s*i\s*p\s*t\s*:|v\s*b\s*s\s*c\s*r\s*i\s*p\s*t\s*:",
