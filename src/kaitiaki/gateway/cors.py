@@ -60,11 +60,11 @@ def preflight_reply(settings: CorsSettings, headers: dict[str, list[str]]) -> Re
     return Reply(
         204,
         [
-            ("access-control-allow-origin", origin),
+            # Access-Control-Allow-Origin and Vary are added to every reply
+            # for a listed origin by cors_headers, this one included.
             ("access-control-allow-methods", ", ".join(_METHODS)),
             ("access-control-allow-headers", ", ".join(settings.allow_headers)),
             ("access-control-max-age", str(settings.max_age_seconds)),
-            ("vary", "Origin"),
             *security_headers(cacheable=False),
         ],
     )
