@@ -22,10 +22,14 @@ _ROUNDS = 3
 _UNICODE_ESCAPE = re2.compile(r"(?i)(?:\\u|%u)([0-9a-f]{4})")
 _HEX_ESCAPE = re2.compile(r"(?i)\\x([0-9a-f]{2})")
 _COMMENT = re2.compile(r"/\*.*?\*/")
-_SPACE = re2.compile(r"\s+")
-_BASE64 = re2.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _LOOSE_ENTITY = re2.compile(r"(?i)&(?:tab|newline);")
-_SHELL_NOISE = re2.compile(r"[\\\"'^]|\$\(\s*\)|[<>]\(\s*\)|\$\{?IFS\}?|\$@")
+# Plain str operations on the hot path: C speed, linear, no regex at all.
+_SPACES = frozenset("\t\n\r\x0b\x0c")
+_SHELL_QUOTES = str.maketrans("", "", "\\\"'^")
+_SHELL_EMPTY = ("$()", "<()", ">()", "${IFS}", "$IFS", "$@")
+_BASE64_CHARS = str.maketrans(
+    "", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-="
+)
 
 
 def _unescape(text: str) -> str:
@@ -53,10 +57,13 @@ def _decoded(text: str) -> str:
 
 
 def _normalised(text: str) -> str:
-    text = text.replace("\x00", "")
+    if "\x00" in text:
+        text = text.replace("\x00", "")
     if "/*" in text:
-        text = _COMMENT.sub(" ", text)
-    return str(_SPACE.sub(" ", text))
+        text = str(_COMMENT.sub(" ", text))
+    if "  " in text or not _SPACES.isdisjoint(text):
+        text = " ".join(text.split())
+    return text
 
 
 def variants(value: str) -> tuple[str, ...]:
@@ -73,14 +80,19 @@ def variants(value: str) -> tuple[str, ...]:
 def shell_unquoted(text: str) -> str | None:
     """The text as a shell would run it (quotes, escapes, empty ``$()`` and
     ``$IFS`` removed, after CRS's cmdLine transformation), or None if equal."""
-    unquoted = str(_SHELL_NOISE.sub("", text))
+    unquoted = text.translate(_SHELL_QUOTES)
+    if "$" in unquoted or "(" in unquoted:
+        for empty in _SHELL_EMPTY:
+            unquoted = unquoted.replace(empty, "")
     return unquoted if unquoted != text else None
 
 
 def base64_text(value: str) -> str | None:
     """The UTF-8 text a base64 (or base64url) value encodes, or None."""
     stripped = value.strip()
-    if not _BASE64.fullmatch(stripped):
+    if len(stripped) < 16 or stripped.translate(_BASE64_CHARS):
+        return None
+    if "=" in stripped.rstrip("="):
         return None
     padded = stripped.replace("-", "+").replace("_", "/")
     padded += "=" * (-len(padded) % 4)
