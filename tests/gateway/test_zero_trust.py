@@ -339,3 +339,27 @@ def test_waf_reads_every_json_string_of_the_body(
     )
     assert response.status_code == status
     assert len(gateway.recorder.requests) == (1 if status == 201 else 0)
+
+
+PATH_SPELLINGS = (
+    ("/fhir/metadata/%2e%2e/Patient/pat-B", 400),
+    ("/fhir/metadata/%2E%2E/Patient/pat-B", 400),
+    ("/fhir/metadata/./Patient", 404),  # the client merges "./" itself
+    ("/fhir/Patient%5Cpat-B", 400),
+    ("/fhir/%2FPatient/pat-B", 400),
+    ("/fhir/Patient/pat-B/", 400),
+    ("/fhir;x=1/Patient/pat-B", 400),
+    ("/fhir/Patient%252Fpat-B", 400),
+    ("/Fhir/Patient/pat-B", 404),
+    ("/FHIR/PATIENT/pat-B", 404),
+    ("/fhir/patient/pat-B", 404),
+)
+
+
+def test_gw01_gw02_gw05_path_spellings_never_reach_the_upstream(
+    gateway: GatewayUnderTest,
+) -> None:
+    for path, status in PATH_SPELLINGS:
+        response = gateway.client.get(path, headers=FHIR)
+        assert response.status_code == status, path
+    assert gateway.recorder.requests == []
