@@ -251,3 +251,33 @@ def test_rules_finish_on_classic_redos_inputs(value: str) -> None:
         findings = Findings()
         ENGINE.scan(target, value, findings)
         assert findings.score >= 0
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "rule"),
+    [
+        ("GET", {"content-length": ["5"]}, "protocol-body-without-meaning"),
+        ("DELETE", {"transfer-encoding": ["chunked"]}, "protocol-body-without-meaning"),
+        ("GET", {"proxy": ["http://attacker.example"]}, "protocol-restricted-header"),
+        ("GET", {"lock-token": ["x"]}, "protocol-restricted-header"),
+        ("POST", {"content-type": ["a", "b"]}, "protocol-repeated-header"),
+        ("GET", {"host": [" "]}, "protocol-empty-host"),
+    ],
+)
+def test_protocol_anomalies_score(
+    method: str, headers: dict[str, list[str]], rule: str
+) -> None:
+    request = CanonicalRequest(method, "/fhir/Patient", (), headers, "a", "c")
+    findings = Findings()
+    TrafficFilter(WafSettings()).inspect_head(request, "/fhir/{type}", findings)
+    assert rule in findings.rules
+    assert findings.score >= 5
+
+
+def test_protocol_anomalies_pass_ordinary_requests() -> None:
+    headers = {"host": ["gw.example"], "content-length": ["0"], "accept": ["*/*"]}
+    request = CanonicalRequest("GET", "/fhir/Patient", (), headers, "a", "c")
+    findings = Findings()
+    TrafficFilter(WafSettings(paranoia_level=2)).inspect_head(request, "", findings)
+    assert findings.ids() == ("protocol-missing-user-agent",)
+    assert findings.score < 5
