@@ -18,7 +18,7 @@ def _pct(part: float, whole: float) -> str:
 def _detection(rows: dict[str, Any]) -> list[str]:
     lines = [
         "| category | attacks | applicable | ModSecurity blocked | "
-        "Kaitiaki blocked | of which traffic filter (403) |",
+        "Kaitiaki blocked | traffic filter 403 (of all attacks) |",
         "|---|---|---|---|---|---|",
     ]
     for key in sorted(rows):
