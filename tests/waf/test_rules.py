@@ -102,6 +102,12 @@ def test_rules_score_attack_spellings(value: str, category: str) -> None:
         "urn:uuid:8b2c0f4e-1f8a-4f8c-9a77-3c4a0d9b2b11",
         "text/plain",
         "ge5.4|http://unitsofmeasure.org|mmol/L",
+        'name eq "peter" and birthdate gt 2000-01-01',
+        'given eq "Aroha" or family co "Ngata"',
+        '"heart attack" or "cardiac arrest"',
+        "Observation.subject.where(resolve() is Patient)",
+        "application/fhir+json;q=0.9, */*;q=0.1",
+        'W/"3"',
         # clinical free text
         "O'Brien",
         "Patient's mother says she can't sleep; advised to drop caffeine.",
