@@ -246,6 +246,20 @@ class WafExclusion(_Frozen):
     rules: tuple[str, ...]
     targets: tuple[Literal["path", "query", "header", "body", "narrative"], ...] = ()
 
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Imported here: kaitiaki.waf itself imports these settings.
+        from kaitiaki.waf.rules import rule_ids
+
+        unknown = sorted(set(value) - rule_ids())
+        if unknown or not value:
+            raise ValueError(
+                f"unknown rule ids {unknown}; the ids are listed in "
+                "src/kaitiaki/waf/rules.py and appear in audit events (waf_rules)"
+            )
+        return value
+
 
 class WafSettings(_Frozen):
     """The traffic filter: anomaly scoring like OWASP CRS, FHIR-aware."""

@@ -71,22 +71,21 @@ def client_context(
     return context
 
 
-def settings_for(
-    standin: StandIn, upstream: str, tmp: Path, **gateway: Any
-) -> Settings:
+def settings_for(pki: Pki, standin: StandIn, tmp: Path, **gateway: Any) -> Settings:
+    """A gateway on a TLS listener (its upstream is never reached here)."""
+    upstream = "http://127.0.0.1:9"
     base = parse_settings(gateway_toml(standin.url, upstream, tmp), source="t")
-    return adjusted(base, gateway=gateway)
+    listener = {"tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key)}
+    return adjusted(base, gateway={**listener, **gateway})
 
 
 def test_tls13_by_default_and_hsts_on_tls_only(
     pki: Pki, standin: StandIn, tmp_path: Path
 ) -> None:
     settings = settings_for(
+        pki,
         standin,
-        "http://127.0.0.1:9",
         tmp_path,
-        tls_cert=str(pki.server_cert),
-        tls_key=str(pki.server_key),
     )
     with tls_server(Gateway(settings), settings.gateway) as url:
         with httpx.Client(verify=client_context(pki)) as client:
@@ -102,11 +101,9 @@ def test_tls12_only_by_named_setting(
     pki: Pki, standin: StandIn, tmp_path: Path
 ) -> None:
     settings = settings_for(
+        pki,
         standin,
-        "http://127.0.0.1:9",
         tmp_path,
-        tls_cert=str(pki.server_cert),
-        tls_key=str(pki.server_key),
         allow_tls12=True,
     )
     with tls_server(Gateway(settings), settings.gateway) as url:
@@ -119,11 +116,9 @@ def test_mtls_listener_requires_a_client_certificate(
     pki: Pki, standin: StandIn, tmp_path: Path
 ) -> None:
     settings = settings_for(
+        pki,
         standin,
-        "http://127.0.0.1:9",
         tmp_path,
-        tls_cert=str(pki.server_cert),
-        tls_key=str(pki.server_key),
         tls_client_ca=str(pki.ca),
     )
     with tls_server(Gateway(settings), settings.gateway) as url:

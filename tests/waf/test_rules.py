@@ -9,7 +9,7 @@ from kaitiaki.request import CanonicalRequest
 from kaitiaki.settings import WafExclusion, WafSettings
 from kaitiaki.waf import Findings, RuleEngine, TrafficFilter
 from kaitiaki.waf.decode import base64_text, shell_unquoted, variants
-from kaitiaki.waf.rules import RULES
+from kaitiaki.waf.rules import PROTOCOL_RULE_IDS, RULES
 
 ENGINE = RuleEngine(1)
 X = '<div xmlns="http://www.w3.org/1999/xhtml">'
@@ -277,6 +277,7 @@ def test_protocol_anomalies_score(
     findings = Findings()
     TrafficFilter(WafSettings()).inspect_head(request, "/fhir/{type}", findings)
     assert rule in findings.rules
+    assert rule in PROTOCOL_RULE_IDS
     assert findings.score >= 5
 
 
@@ -287,3 +288,9 @@ def test_protocol_anomalies_pass_ordinary_requests() -> None:
     TrafficFilter(WafSettings(paranoia_level=2)).inspect_head(request, "", findings)
     assert findings.ids() == ("protocol-missing-user-agent",)
     assert findings.score < 5
+
+
+def test_exclusion_of_an_unknown_rule_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="unknown rule ids"):
+        WafExclusion(route="/fhir/Patient", rules=("sqli-everything",))
+    assert WafExclusion(route="/fhir", rules=("protocol-empty-host",)).rules

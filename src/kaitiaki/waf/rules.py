@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ALL_TARGETS", "RULES", "Rule"]
+__all__ = ["ALL_TARGETS", "PROTOCOL_RULE_IDS", "RULES", "Rule", "rule_ids"]
 
 #: Where a value came from; exclusions and rules name these.
 ALL_TARGETS = frozenset({"path", "query", "header", "body", "narrative"})
@@ -300,3 +300,18 @@ RULES: tuple[Rule, ...] = (
          targets=frozenset({"header"}), headers=_UA),
 )
 # fmt: on
+
+#: The request-shape rules of :mod:`kaitiaki.waf.protocol` (code, not patterns).
+PROTOCOL_RULE_IDS = (
+    "protocol-body-without-meaning",
+    "protocol-restricted-header",
+    "protocol-repeated-header",
+    "protocol-empty-host",
+    "protocol-missing-user-agent",
+    "protocol-missing-accept",
+)
+
+
+def rule_ids() -> frozenset[str]:
+    """Every rule id an exclusion may name."""
+    return frozenset({rule.id for rule in RULES} | set(PROTOCOL_RULE_IDS))
