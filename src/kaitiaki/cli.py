@@ -21,7 +21,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def _serve_asgi(app: Any, host: str, port: int) -> None:
+def _serve_asgi(app: Any, host: str, port: int, tls: Settings | None = None) -> None:
     import uvicorn
 
     from kaitiaki.iam.listeners import server_config
@@ -62,6 +62,13 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
 
     from kaitiaki.iam.listeners import server_config
 
+    if settings.gateway.tls_cert is not None:
+        # Each worker would build its own TLS context, without the protocol
+        # floor that harden() sets on a single listener's.
+        raise KaitiakiError(
+            "gateway.workers > 1 cannot terminate TLS itself; terminate TLS in "
+            "front of the workers, or run one worker per instance"
+        )
     if settings.admin.enabled:
         # The admin plane shares the gateway's event loop (its kill switch,
         # caches and sink), which one worker process of many cannot offer.
@@ -81,6 +88,20 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _gateway_config(app: Any, settings: Settings) -> Any:
+    """The gateway listener's server settings: TLS 1.3 (or 1.2 by name) and
+    optional client certificates when ``gateway.tls_cert`` is set."""
+    from kaitiaki.gateway.tls import harden, listener_config
+    from kaitiaki.iam.listeners import server_config
+
+    options = listener_config(settings.gateway)
+    config = server_config(app, settings.gateway.host, settings.gateway.port, **options)
+    if options:
+        config.load()
+        harden(config.ssl, settings.gateway)
+    return config
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from kaitiaki.gateway.app import Gateway
 
@@ -89,8 +110,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return _serve_workers(args, settings)
     gateway = Gateway(settings, environ=os.environ)
     _reload_limits_on_sighup(gateway, args)
+    config = _gateway_config(gateway, settings)
     if not settings.admin.enabled:
-        _serve_asgi(gateway, settings.gateway.host, settings.gateway.port)
+        import uvicorn
+
+        uvicorn.Server(config).run()
         return 0
 
     from kaitiaki.iam.admin import create_admin_app
@@ -99,8 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     policies = load_policies(settings.admin.policy_file)
     admin = create_admin_app(gateway, policies, lambda: _checked_settings(args))
-    host, port = settings.gateway.host, settings.gateway.port
-    serve_together(gateway, host, port, admin, settings.admin)
+    serve_together(config, admin, settings.admin)
     return 0
 
 

@@ -27,7 +27,8 @@ a stable machine ``code``::
         │       └── InvalidDpopProof    401 the DPoP proof failed (RFC 9449)
         │           └── UseDpopNonce    401 a fresh server nonce is required
         ├── Forbidden               403 authenticated, but not allowed
-        │   └── InsufficientScope
+        │   ├── InsufficientScope
+        │   └── Blocked             403 the traffic filter refused the request
         ├── RateLimited             429 a limit or quota is spent
         │   └── CostOverLimit       429 one request costs more than the whole limit
         ├── DependencyUnavailable   503 a control's dependency is down (fail closed)
@@ -219,6 +220,13 @@ class Forbidden(Refusal):
 
 class InsufficientScope(Forbidden):
     code = "insufficient_scope"
+
+
+class Blocked(Forbidden):
+    """Refused by the traffic filter or an address list; names no rule."""
+
+    code = "blocked"
+    issue_code = "security"
 
 
 class RateLimited(Refusal):

@@ -34,6 +34,7 @@ __all__ = [
     "AuditSettings",
     "AuthSettings",
     "AuthoriseSettings",
+    "CorsSettings",
     "DemoClient",
     "DevIssuerSettings",
     "DpopSettings",
@@ -49,7 +50,10 @@ __all__ = [
     "RoutePolicy",
     "SecretsSettings",
     "Settings",
+    "UpstreamAuthSettings",
     "ValidationSettings",
+    "WafExclusion",
+    "WafSettings",
     "load_settings",
 ]
 
@@ -88,6 +92,18 @@ class GatewaySettings(_Frozen):
     # Host header values accepted; empty means the public URL's host and the
     # listener's host. "name" matches any port, "name:port" only that port.
     allowed_hosts: tuple[str, ...] = ()
+    # Zero trust (docs/configuration.md, "Zero trust and the traffic filter").
+    trusted_proxies: tuple[str, ...] = ()
+    strip_cookies: bool = False
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    allow_tls12: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_networks(value)
 
     @field_validator("fhir_base")
     @classmethod
@@ -358,6 +374,9 @@ class RefApiSettings(_Frozen):
     # Key rings of the at-rest encryption ("refapi-data") and the blind index
     # ("refapi-index"); created owner-only on first start.
     key_dir: str = "var/keys"
+    # Refuse requests that do not carry the gateway's signed assertion.
+    gateway_assertion_key: str | None = None
+    gateway_assertion_audience: str = "kaitiaki-refapi"
 
     @property
     def url(self) -> str:
@@ -547,6 +566,95 @@ class RestRoute(_Frozen):
         return value
 
 
+def _check_networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    for text in value:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a CIDR network like 10.0.0.0/8") from exc
+    return value
+
+
+class CorsSettings(_Frozen):
+    """Browser origins allowed to call the API (exact match; never credentials)."""
+
+    allow_origins: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = (
+        "authorization",
+        "content-type",
+        "dpop",
+        "if-match",
+        "if-none-match",
+        "prefer",
+        "x-correlation-id",
+    )
+    expose_headers: tuple[str, ...] = ("location", "etag", "x-correlation-id")
+    max_age_seconds: int = Field(default=600, ge=0, le=86400)
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _exact_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if "*" in origin or origin.endswith("/") or "://" not in origin:
+                raise ValueError(
+                    f"{origin!r}: list exact origins like 'https://app.example'"
+                )
+        return value
+
+
+class WafExclusion(_Frozen):
+    """Rules switched off for one route (a template or a path prefix)."""
+
+    route: str
+    rules: tuple[str, ...]
+    targets: tuple[Literal["path", "query", "header", "body", "narrative"], ...] = ()
+
+    @field_validator("rules")
+    @classmethod
+    def _known_rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Imported here: kaitiaki.waf itself imports these settings.
+        from kaitiaki.waf.rules import rule_ids
+
+        unknown = sorted(set(value) - rule_ids())
+        if unknown or not value:
+            raise ValueError(
+                f"unknown rule ids {unknown}; the ids are listed in "
+                "src/kaitiaki/waf/rules.py and appear in audit events (waf_rules)"
+            )
+        return value
+
+
+class WafSettings(_Frozen):
+    """The traffic filter: anomaly scoring like OWASP CRS, FHIR-aware."""
+
+    enabled: bool = True
+    detection_only: bool = False
+    paranoia_level: int = Field(default=1, ge=1, le=4)
+    inbound_threshold: int = Field(default=5, ge=1, le=100)
+    # "*": every header but the credentials; or a list of header names.
+    inspected_headers: tuple[str, ...] = ("*",)
+    exclusions: tuple[WafExclusion, ...] = ()
+    allow_networks: tuple[str, ...] = ()
+    deny_networks: tuple[str, ...] = ()
+
+    @field_validator("allow_networks", "deny_networks")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_networks(value)
+
+
+class UpstreamAuthSettings(_Frozen):
+    """How the gateway proves itself to the upstream (both may be used)."""
+
+    assertion_key: str | None = None
+    assertion_audience: str | None = None
+    assertion_lifetime_seconds: int = Field(default=30, ge=5, le=60)
+    assertion_header: str = "kaitiaki-gateway-assertion"
+    client_cert: str | None = None
+    client_key: str | None = None
+    ca_file: str | None = None
+
+
 class Settings(_Frozen):
     gateway: GatewaySettings
     auth: AuthSettings
@@ -555,6 +663,9 @@ class Settings(_Frozen):
     limits: LimitSettings = LimitSettings()
     audit: AuditSettings = AuditSettings()
     metrics: MetricsSettings = MetricsSettings()
+    cors: CorsSettings = CorsSettings()
+    waf: WafSettings = WafSettings()
+    upstream_auth: UpstreamAuthSettings = UpstreamAuthSettings()
     dev_issuer: DevIssuerSettings | None = None
     refapi: RefApiSettings | None = None
     secrets: SecretsSettings = SecretsSettings()

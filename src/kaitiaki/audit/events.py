@@ -60,6 +60,8 @@ COLUMNS: tuple[tuple[str, type], ...] = (
     ("purpose_of_use", str),
     ("patient", str),
     ("query", str),
+    ("waf_rules", str),
+    ("waf_score", int),
     ("action", str),
     ("detail", str),
     ("key_id", str),
@@ -136,6 +138,8 @@ class AuditEvent:
     refusal_step: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
+    waf_rules: str | None = None
+    waf_score: int = 0
 
     def to_record(self) -> Record:
         """The event as one record (chain columns empty), text escaped."""

@@ -1,47 +1,125 @@
 """Zero-trust carriage rules, applied before any credential is looked at.
 
-* Cookies never authenticate: a request carrying ``Cookie`` is refused (401).
-* Headers that would change the method or the URL after authorisation
-  (``X-HTTP-Method-Override`` and kin, ``X-Original-URL``, ``X-Rewrite-URL``)
-  are refused (400).
+One rule for client-supplied headers that could steer the gateway or the
+upstream (docs/architecture.md, "Zero trust"):
+
+* **Refused (400)**: headers that change the method or the URL after
+  authorisation (``X-HTTP-Method-Override`` and kin, ``X-Original-URL``,
+  ``X-Rewrite-URL``, ...), and a ``Connection`` header naming anything but
+  ``close`` or ``keep-alive`` (a hop-by-hop list is how a client makes a
+  proxy drop a header the next hop relies on).
+* **Removed**: forwarding headers (``Forwarded``, every ``X-Forwarded-*``,
+  ``X-Real-IP``, ``X-Client-IP``, ``True-Client-IP`` and kin) and headers the
+  gateway itself sets for the upstream (``Kaitiaki-*``). Forwarding headers
+  are read only from a trusted proxy, only for the client address and scheme
+  (:mod:`kaitiaki.gateway.edge`); none is ever forwarded, and the gateway's
+  own headers are always written by the gateway.
+* **Cookies never authenticate**: a request carrying ``Cookie`` is refused
+  (401), or, with ``gateway.strip_cookies``, the cookie is removed.
 * An access token anywhere but the ``Authorization`` header (the
   ``access_token`` query parameter) is refused (401).
-* Forwarding headers (``Forwarded``, ``X-Forwarded-*``, ``X-Real-IP``) from
-  clients are never trusted; :mod:`kaitiaki.gateway.upstream` does not forward
-  them, and the client address always comes from the socket.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kaitiaki.errors import BadRequest, Unauthenticated
 from kaitiaki.request import CanonicalRequest
 
-__all__ = ["apply_carriage_rules"]
+__all__ = ["FORWARDING", "apply_carriage_rules"]
 
-_STEERING = (
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-method",
+_STEERING = frozenset(
+    {
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+        "x-original-method",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-override-url",
+        "x-original-uri",
+        "x-envoy-original-path",
+    }
 )
+#: Headers the gateway writes for the upstream; a client's are removed.
+_GATEWAY_PREFIX = "kaitiaki-"
+FORWARDING = frozenset(
+    {
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+        "cf-connecting-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "x-original-forwarded-for",
+        "client-ip",
+        "via",
+    }
+)
+_CONNECTION_OK = frozenset({"close", "keep-alive"})
 
 
-def apply_carriage_rules(request: CanonicalRequest) -> None:
-    if "cookie" in request.headers:
+def _steering(name: str) -> bool:
+    return (
+        name in _STEERING
+        or name.startswith("x-http-method")
+        or name.endswith("-method-override")
+    )
+
+
+def _removed(name: str) -> bool:
+    return (
+        name in FORWARDING
+        or name.startswith(("x-forwarded-", _GATEWAY_PREFIX))
+        or name in ("cookie", "connection")
+    )
+
+
+def _check_connection(headers: dict[str, list[str]]) -> None:
+    tokens = {
+        token.strip().lower()
+        for value in headers.get("connection", ())
+        for token in value.split(",")
+        if token.strip()
+    }
+    if tokens - _CONNECTION_OK:
+        raise BadRequest(
+            "The Connection header may only carry close or keep-alive.",
+            detail="connection_header",
+        )
+
+
+def apply_carriage_rules(
+    request: CanonicalRequest, *, strip_cookies: bool = False
+) -> CanonicalRequest:
+    """Refuse steering headers and cookies; return the request without the
+    headers that are removed (forwarding headers, stripped cookies)."""
+    headers = request.headers
+    if "cookie" in headers and not strip_cookies:
         raise Unauthenticated(
             "Cookies are not accepted; send an access token in the Authorization "
             "header.",
             detail="cookie_present",
         )
-    if any(name in request.headers for name in _STEERING):
+    if any(_steering(name) for name in headers):
         raise BadRequest(
             "Headers that override the method or URL are not accepted.",
             detail="method_override",
         )
+    _check_connection(headers)
     if "access_token" in request.param_names():
         raise Unauthenticated(
             "Access tokens are accepted only in the Authorization header.",
             detail="token_in_query",
         )
+    if not any(_removed(name) for name in headers):
+        return request
+    kept = {name: values for name, values in headers.items() if not _removed(name)}
+    return replace(request, headers=kept)

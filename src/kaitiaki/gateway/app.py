@@ -8,6 +8,7 @@ with exactly one audit event per request, taken before the reply is sent
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
@@ -16,8 +17,11 @@ from typing import Any
 import aiohttp
 
 from kaitiaki.controls.content import Validator
-from kaitiaki.errors import InternalFault, Refusal
+from kaitiaki.errors import ConfigError, InternalFault, Refusal
+from kaitiaki.gateway.assertion import AssertionSigner
 from kaitiaki.gateway.auditing import GatewayAudit
+from kaitiaki.gateway.cors import cors_headers
+from kaitiaki.gateway.edge import EdgePolicy
 from kaitiaki.gateway.exchange import Trail, handle_request
 from kaitiaki.gateway.metadata import load_validator
 from kaitiaki.gateway.responses import Reply, refusal_reply
@@ -27,6 +31,7 @@ from kaitiaki.rest.openapi import OpenApiDocument
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import JwksCache
 from kaitiaki.tokens.services import TokenServices, open_token_services
+from kaitiaki.waf import TrafficFilter
 
 __all__ = ["Gateway"]
 
@@ -69,9 +74,15 @@ class Gateway:
             )
             for route in settings.rest
         ]
+        self.filter = TrafficFilter(settings.waf)
+        self.edge = EdgePolicy.from_settings(settings)
+        self.signer = _signer(settings)
+        self.upstream_tls = _upstream_tls(settings)
 
     async def startup(self) -> None:
-        connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300)
+        connector = aiohttp.TCPConnector(
+            limit=256, ttl_dns_cache=300, ssl=self.upstream_tls or True
+        )
         self.session = aiohttp.ClientSession(
             connector=connector, auto_decompress=True, trust_env=False
         )
@@ -165,6 +176,7 @@ class Gateway:
             trail.refuse(fault)
             reply = refusal_reply(fault, rest=trail.api == "rest")
 
+        reply.headers += _edge_headers(self.settings, scope)
         reply = await self._audit(trail, reply, started)
         await _send_reply(send, reply, trail.correlation_id)
 
@@ -183,6 +195,52 @@ def _warn_weak_policies(settings: Settings) -> None:
             "client credentials are accepted without a Request-Context "
             '(authorise.client_credentials = "allow")'
         )
+
+
+def _signer(settings: Settings) -> AssertionSigner | None:
+    auth = settings.upstream_auth
+    if auth.assertion_key is None:
+        return None
+    return AssertionSigner(
+        auth.assertion_key,
+        issuer=settings.gateway.instance,
+        audience=auth.assertion_audience or settings.gateway.upstream,
+        lifetime=auth.assertion_lifetime_seconds,
+        header=auth.assertion_header,
+    )
+
+
+def _upstream_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The client TLS context for the upstream: a CA and/or a client certificate."""
+    auth = settings.upstream_auth
+    if auth.client_cert is None and auth.ca_file is None:
+        return None
+    context = ssl.create_default_context(cafile=auth.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if auth.client_cert is not None:
+        try:
+            context.load_cert_chain(auth.client_cert, auth.client_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                "upstream_auth.client_cert/client_key: cannot load the certificate "
+                "and key (PEM files)"
+            ) from exc
+    return context
+
+
+def _edge_headers(settings: Settings, scope: Scope) -> list[tuple[str, str]]:
+    """CORS headers for listed origins; HSTS on a TLS listener only."""
+    origins = [
+        value.decode("latin-1")
+        for name, value in scope.get("headers", [])
+        if name.lower() == b"origin"
+    ]
+    headers = cors_headers(settings.cors, {"origin": origins}) if origins else []
+    if scope.get("scheme") == "https":
+        headers.append(
+            ("strict-transport-security", "max-age=31536000; includeSubDomains")
+        )
+    return headers
 
 
 async def _send_reply(send: Send, reply: Reply, correlation_id: str) -> None:

@@ -120,6 +120,8 @@ class GatewayAudit:
             refusal_step=trail.refusal_step,
             bytes_in=trail.bytes_in,
             bytes_out=bytes_out,
+            waf_rules=",".join(trail.waf.ids()) or None,
+            waf_score=trail.waf.score,
         )
 
     def check_ready(self) -> None:

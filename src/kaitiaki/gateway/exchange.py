@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -34,6 +34,7 @@ from kaitiaki.errors import (
 from kaitiaki.fhir.interactions import Interaction, match_interaction
 from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.fhir.scopes import Grants, parse_scopes
+from kaitiaki.gateway.cors import is_preflight, preflight_reply
 from kaitiaki.gateway.public import is_public
 from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
 from kaitiaki.gateway.upstream import UpstreamReply, forward, outbound_headers
@@ -50,6 +51,7 @@ from kaitiaki.request import (
 from kaitiaki.rest.exchange import find_rest_route, handle_rest
 from kaitiaki.tokens.jwt import Principal
 from kaitiaki.tokens.mtls import certificate_from
+from kaitiaki.waf import Findings
 
 if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive, Scope
@@ -87,6 +89,7 @@ class Trail:
     resource_id: str | None = None
     query: tuple[tuple[str, str], ...] = ()
     api: str = "fhir"
+    waf: Findings = field(default_factory=Findings)
 
     def refuse(self, refusal: Refusal) -> None:
         self.refusal_code, self.refusal_step = refusal.detail, self.step
@@ -105,6 +108,9 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         max_bytes=limits.max_header_bytes,
     )
     trail.correlation_id = correlation_id(headers)
+    trail.client_address, scheme = gateway.edge.client_origin(
+        trail.client_address, scope.get("scheme", "http"), headers
+    )
     check_framing(headers, scope.get("http_version", "1.1"))
     check_host(headers, limits.host_names())
     raw_path = scope.get("raw_path") or scope["path"].encode()
@@ -122,7 +128,7 @@ def _canonical(gateway: Gateway, scope: Scope, trail: Trail) -> CanonicalRequest
         headers=headers,
         client_address=trail.client_address,
         correlation_id=trail.correlation_id,
-        scheme=scope.get("scheme", "http"),
+        scheme=scheme,
         client_certificate=certificate,
     )
 
@@ -185,6 +191,10 @@ async def _body(
         other = _other_body(gateway, body, request, interaction, trail, access=access)
         return other, request
     resource = check_resource(body, interaction, validation)
+    trail.step = "filter"
+    gateway.filter.inspect_resource(resource, trail.route, request.path, trail.waf)
+    gateway.filter.decide(trail.waf)
+    trail.step = "validate"
     validator.check_resource(resource)
     check_resource_identifiers(resource, validation)
     check_patient_ids(interaction, (), resource, validation)
@@ -242,6 +252,10 @@ async def _search_form(
     limit = settings.gateway.max_body_bytes
     form = parse_query(await _read_body(receive, limit, trail), max_bytes=limit)
     refuse_token_in_form(form)
+    trail.step = "filter"
+    gateway.filter.inspect_query(form, trail.route, request.path, trail.waf)
+    gateway.filter.decide(trail.waf)
+    trail.step = "validate"
     query = check_search(request.query + form, settings.validation)
     merged = CanonicalRequest(**{**_fields(request), "query": query})
     validator.check_search(merged, interaction)
@@ -359,22 +373,21 @@ async def handle_request(
 ) -> Reply:
     settings = gateway.settings
     request = _canonical(gateway, scope, trail)
+    gateway.edge.check_address(trail.client_address)
     now = gateway.clock()
     if gateway.limits is None:
         raise RuntimeError("gateway used before startup")
     grant = await gateway.limits.check_address(trail.client_address, now)
+    if is_preflight(request.method, request.headers):
+        trail.route, trail.interaction = "(preflight)", "cors-preflight"
+        return preflight_reply(settings.cors, request.headers)
     rest = find_rest_route(gateway, request.path)
     if rest is not None:
         return await handle_rest(gateway, rest, request, receive, trail)
     interaction = _route(gateway, request, trail)
 
     trail.step = "filter"
-    apply_carriage_rules(request)
-    check_accept(
-        request,
-        required=settings.validation.require_accept,
-        help_url=settings.gateway.base_url + "/metadata",
-    )
+    request = _filter(gateway, request, trail)
     public = is_public(
         request.path[len(settings.gateway.fhir_base) :], settings.gateway.public_paths
     )
@@ -434,6 +447,23 @@ async def handle_request(
     return reply
 
 
+def _filter(
+    gateway: Gateway, request: CanonicalRequest, trail: Trail
+) -> CanonicalRequest:
+    """Carriage rules, then the traffic filter over the request head."""
+    request = apply_carriage_rules(
+        request, strip_cookies=gateway.settings.gateway.strip_cookies
+    )
+    gateway.filter.inspect_head(request, trail.route, trail.waf)
+    gateway.filter.decide(trail.waf)
+    check_accept(
+        request,
+        required=gateway.settings.validation.require_accept,
+        help_url=gateway.settings.gateway.base_url + "/metadata",
+    )
+    return request
+
+
 async def _proxy(
     gateway: Gateway,
     request: CanonicalRequest,
@@ -450,7 +480,7 @@ async def _proxy(
     url = upstream_base + request.path[len(settings.fhir_base) :]
     if request.query and trail.interaction not in _SEARCH_POSTS:
         url += "?" + encode_query(request.query)
-    identity = _identity(settings.base_url, trail, access)
+    identity = _identity(gateway, trail, access)
     checked = access is not None and access.checks_egress
     # A HEAD whose reply must be checked is sent as GET.
     method = "GET" if checked and request.method == "HEAD" else request.method
@@ -494,9 +524,9 @@ def _upstream_failure(reply: UpstreamReply, trail: Trail) -> Reply:
     return Reply(reply.status, kept, refusal_outcome(failed))
 
 
-def _identity(base_url: str, trail: Trail, access: Access | None) -> dict[str, str]:
+def _identity(gateway: Gateway, trail: Trail, access: Access | None) -> dict[str, str]:
     """Headers only the gateway sets; a client's own copies never pass."""
-    public = urlsplit(base_url)
+    public = urlsplit(gateway.settings.gateway.base_url)
     identity = {
         "x-correlation-id": trail.correlation_id,
         # The upstream builds links with the public base, never its own.
@@ -508,6 +538,10 @@ def _identity(base_url: str, trail: Trail, access: Access | None) -> dict[str, s
         identity["kaitiaki-client-id"] = trail.client_id
     if access is not None and access.request_context is not None:
         identity["request-context"] = access.request_context
+    if gateway.signer is not None:
+        identity[gateway.signer.header] = gateway.signer.sign(
+            int(gateway.clock()), trail.client_id
+        )
     if trail.interaction in _SEARCH_POSTS:
         identity["content-type"] = _FORM
     return identity

@@ -75,11 +75,12 @@ async def _serve(servers: list[uvicorn.Server]) -> None:
 
 
 def serve_together(
-    gateway_app: Any, host: str, port: int, admin_app: Any, admin: AdminSettings
+    gateway: uvicorn.Config, admin_app: Any, admin: AdminSettings
 ) -> None:
-    """Run the gateway and the admin listener until a signal or a failure."""
+    """Run the gateway (its listener as configured) and the admin listener
+    until a signal or a failure."""
     servers = [
-        uvicorn.Server(server_config(gateway_app, host, port)),
+        uvicorn.Server(gateway),
         uvicorn.Server(admin_server_config(admin_app, admin)),
     ]
     logger.info("admin listener on %s:%d", admin.host, admin.port)

@@ -31,6 +31,7 @@ from kaitiaki.errors import (
     NotFound,
     Refusal,
 )
+from kaitiaki.gateway.assertion import AssertionVerifier
 from kaitiaki.iam import Secret, SecretStore
 from kaitiaki.refapi.batch import run_bundle, searchset
 from kaitiaki.refapi.bodies import (
@@ -39,6 +40,7 @@ from kaitiaki.refapi.bodies import (
     parse_resource,
     read_body,
 )
+from kaitiaki.refapi.gatekeeper import GatewayOnly
 from kaitiaki.refapi.protect import FieldProtector
 from kaitiaki.refapi.resources import (
     FHIR_JSON,
@@ -276,7 +278,7 @@ class _RefApi:
 
 def create_app(
     settings: RefApiSettings, *, secrets: SecretStore | None = None
-) -> Starlette:
+) -> Starlette | GatewayOnly:
     """The reference FHIR API; its database is opened, created and seeded on start.
 
     ``secrets`` resolves ``database_password`` when the settings name one.
@@ -317,8 +319,14 @@ def create_app(
             methods=["GET", "POST"],
         ),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=api.lifespan,
         exception_handlers={404: _http_error, 405: _http_error},
     )
+    if settings.gateway_assertion_key is None:
+        return app
+    verifier = AssertionVerifier.from_file(
+        settings.gateway_assertion_key, audience=settings.gateway_assertion_audience
+    )
+    return GatewayOnly(app, verifier)

@@ -71,7 +71,11 @@ async def handle_rest(
     trail.interaction = "rest"
 
     trail.step = "filter"
-    apply_carriage_rules(request)
+    request = apply_carriage_rules(
+        request, strip_cookies=gateway.settings.gateway.strip_cookies
+    )
+    gateway.filter.inspect_head(request, trail.route, trail.waf)
+    gateway.filter.decide(trail.waf)
 
     trail.step = "authenticate"
     settings = gateway.settings

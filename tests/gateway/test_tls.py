@@ -1,0 +1,161 @@
+"""Listener TLS (1.3 by default, 1.2 by name, mTLS) and HSTS; the gateway's
+client certificate towards an upstream that requires one."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from kaitiaki.gateway.app import Gateway
+from kaitiaki.gateway.tls import harden, listener_config
+from kaitiaki.settings import GatewaySettings, Settings, parse_settings
+from tests.conftest import ThreadServer, free_port
+from tests.gateway.conftest import Recorder, StandIn, gateway_toml, upstream_app
+from tests.gateway.tls_support import Pki, make_pki
+from tests.gateway.zero_trust_support import adjusted
+
+REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    return make_pki(tmp_path / "pki")
+
+
+@contextmanager
+def tls_server(app: Any, gateway: GatewaySettings) -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        **listener_config(gateway),
+    )
+    config.load()
+    harden(config.ssl, gateway)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("TLS test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def client_context(
+    pki: Pki, *, maximum: ssl.TLSVersion | None = None, cert: bool = False
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    if maximum is not None:
+        context.maximum_version = maximum
+    if cert:
+        context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    return context
+
+
+def settings_for(pki: Pki, standin: StandIn, tmp: Path, **gateway: Any) -> Settings:
+    """A gateway on a TLS listener (its upstream is never reached here)."""
+    upstream = "http://127.0.0.1:9"
+    base = parse_settings(gateway_toml(standin.url, upstream, tmp), source="t")
+    listener = {"tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key)}
+    return adjusted(base, gateway={**listener, **gateway})
+
+
+def test_tls13_by_default_and_hsts_on_tls_only(
+    pki: Pki, standin: StandIn, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        pki,
+        standin,
+        tmp_path,
+    )
+    with tls_server(Gateway(settings), settings.gateway) as url:
+        with httpx.Client(verify=client_context(pki)) as client:
+            response = client.get(url + "/fhir/metadata")
+        assert response.status_code in (200, 502)
+        assert response.headers["strict-transport-security"].startswith("max-age=")
+        old = client_context(pki, maximum=ssl.TLSVersion.TLSv1_2)
+        with httpx.Client(verify=old) as client, pytest.raises(httpx.ConnectError):
+            client.get(url + "/fhir/metadata")
+
+
+def test_tls12_only_by_named_setting(
+    pki: Pki, standin: StandIn, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        pki,
+        standin,
+        tmp_path,
+        allow_tls12=True,
+    )
+    with tls_server(Gateway(settings), settings.gateway) as url:
+        old = client_context(pki, maximum=ssl.TLSVersion.TLSv1_2)
+        with httpx.Client(verify=old) as client:
+            assert client.get(url + "/fhir/metadata").status_code in (200, 502)
+
+
+def test_mtls_listener_requires_a_client_certificate(
+    pki: Pki, standin: StandIn, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        pki,
+        standin,
+        tmp_path,
+        tls_client_ca=str(pki.ca),
+    )
+    with tls_server(Gateway(settings), settings.gateway) as url:
+        with httpx.Client(verify=client_context(pki)) as client:
+            with pytest.raises(
+                (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
+            ):
+                client.get(url + "/fhir/metadata")
+        with httpx.Client(verify=client_context(pki, cert=True)) as client:
+            assert client.get(url + "/fhir/metadata").status_code in (200, 502)
+
+
+def test_gateway_presents_its_client_certificate_upstream(
+    pki: Pki, standin: StandIn, tmp_path: Path
+) -> None:
+    recorder = Recorder()
+    upstream_tls = GatewaySettings(
+        upstream="-",
+        tls_cert=str(pki.server_cert),
+        tls_key=str(pki.server_key),
+        tls_client_ca=str(pki.ca),
+    )
+    with tls_server(upstream_app(recorder), upstream_tls) as upstream:
+        base = parse_settings(gateway_toml(standin.url, upstream, tmp_path), source="t")
+        settings = adjusted(
+            base,
+            upstream_auth={
+                "client_cert": str(pki.client_cert),
+                "client_key": str(pki.client_key),
+                "ca_file": str(pki.ca),
+            },
+        )
+        without_cert = adjusted(base, upstream_auth={"ca_file": str(pki.ca)})
+        for chosen, expected in ((settings, 200), (without_cert, 502)):
+            with (
+                ThreadServer(Gateway(chosen)) as gw,
+                httpx.Client(base_url=gw.url) as client,
+            ):
+                assert client.get("/fhir/metadata").status_code == expected
+    assert len(recorder.requests) == 1
