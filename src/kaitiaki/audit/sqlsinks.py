@@ -190,6 +190,9 @@ class PostgresSink:
             for n, t in COLUMNS
         )
         name = self._table.as_string(conn).strip('"')
+        # CREATE ... IF NOT EXISTS races when several instances start at once
+        # on an empty database: one transaction-scoped lock per table name.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name,))
         conn.execute(
             sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} (position bigserial PRIMARY KEY, {})"
