@@ -42,7 +42,7 @@ lock:
 
 # The gateway benchmark against nginx and nginx + ModSecurity/CRS (not a test).
 bench:
-	bench/run
+	bench/run --scaleout bench/scaleout.toml
 
 clean:
 	rm -rf $(VENV) var

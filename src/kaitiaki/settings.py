@@ -9,6 +9,7 @@ current directory.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -59,6 +60,8 @@ __all__ = [
 
 #: Signature algorithms accepted unless the operator narrows the list.
 DEFAULT_ALGORITHMS = ("ES256", "ES384", "EdDSA", "PS256")
+_PRINTABLE = re.compile(r"[\x21-\x7e]{1,256}")
+_SCOPE_LIST = re.compile(r"[\x21-\x7e]{1,256}( [\x21-\x7e]{1,256}){0,31}")
 SUPPORTED_ALGORITHMS = frozenset(
     {*DEFAULT_ALGORITHMS, "ES512", "PS384", "PS512", "RS256"}
 )
@@ -130,8 +133,6 @@ class GatewaySettings(_Frozen):
         return origin.rstrip("/") + self.fhir_base
 
 
-#: A secret given by reference, never inline: ``env:NAME`` or ``file:/path``.
-SecretRef = Annotated[str, Field(pattern=r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")]
 #: Which proof of possession a route demands of its access tokens.
 SenderConstraint = Literal["optional", "dpop", "mtls", "either"]
 
@@ -142,7 +143,7 @@ class IntrospectionSettings(_Frozen):
     endpoint: str | None = None
     client_id: str
     auth_method: Literal["client_secret_basic", "private_key_jwt"] = "private_key_jwt"
-    client_secret: SecretRef | None = None
+    client_secret: SecretReference | None = None
     private_key_path: str | None = None
     cache_seconds: int = Field(default=30, ge=0, le=300)
     max_cache_entries: int = Field(default=10_000, ge=10, le=1_000_000)
@@ -166,7 +167,7 @@ class DpopSettings(_Frozen):
     max_age_seconds: int = Field(default=60, ge=5, le=300)
     max_proof_bytes: int = Field(default=8192, ge=1024, le=32768)
     require_nonce: bool = False
-    nonce_secret: SecretRef | None = None
+    nonce_secret: SecretReference | None = None
     nonce_lifetime_seconds: int = Field(default=300, ge=30, le=3600)
     replay_store: Literal["memory", "redis"] = "memory"
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -224,6 +225,9 @@ class AuthSettings(_Frozen):
     jwks_min_refresh_seconds: int = Field(default=60, ge=1, le=3600)
     jwks_max_age_seconds: int = Field(default=3600, ge=60, le=86400)
     jwks_stale_grace_seconds: int = Field(default=900, ge=0, le=86400)
+    verified_token_cache: int = Field(default=10_000, ge=0, le=1_000_000)
+    # Entra ID application permissions: a ``roles`` value → SMART scopes.
+    role_scopes: dict[str, str] = Field(default_factory=dict)
     introspection: IntrospectionSettings | None = None
     dpop: DpopSettings = DpopSettings()
     mtls: MtlsSettings = MtlsSettings()
@@ -235,6 +239,17 @@ class AuthSettings(_Frozen):
     def _not_empty(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("must not be empty")
+        return value
+
+    @field_validator("role_scopes")
+    @classmethod
+    def _role_scopes(cls, value: dict[str, str]) -> dict[str, str]:
+        for role, scopes in value.items():
+            if not _PRINTABLE.fullmatch(role) or not _SCOPE_LIST.fullmatch(scopes):
+                raise ValueError(
+                    "each role maps to space-separated scopes, e.g. "
+                    '"Fhir.Read.All" = "system/*.rs"'
+                )
         return value
 
     @field_validator("algorithms")

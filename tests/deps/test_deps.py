@@ -92,7 +92,27 @@ def test_verify_environment_accepts_this_venv() -> None:
     locked = read_lock(root / "requirements.lock") + read_lock(
         root / "requirements-dev.lock"
     )
-    assert verify_environment(locked) == []
+    # After `make bench` the benchmark's extras are installed too.
+    optional = read_lock(root / "requirements-bench.lock")
+    assert verify_environment(locked, optional=optional) == []
+
+
+def test_optional_requirements_need_not_be_installed_but_must_match(
+    tmp_path: Path,
+) -> None:
+    _install_fake(tmp_path, "goodpkg", "1.0", b"VALUE = 1\n")
+    _install_fake(tmp_path, "benchpkg", "2.0", b"")
+    locked = [LockedRequirement("goodpkg", "1.0", frozenset())]
+    optional = [
+        LockedRequirement("benchpkg", "2.0", frozenset()),
+        LockedRequirement("chartpkg", "3.0", frozenset()),
+    ]
+    site = [str(tmp_path)]
+    assert verify_environment(locked, optional=optional, path=site) == []
+    optional[0] = LockedRequirement("benchpkg", "2.1", frozenset())
+    assert [
+        str(d) for d in verify_environment(locked, optional=optional, path=site)
+    ] == ["benchpkg: installed 2.0, locked 2.1"]
 
 
 ADVISORY = """

@@ -63,7 +63,7 @@ def _send(gateway: GatewayUnderTest, standin: StandIn, case: str) -> httpx.Respo
             content=b"{}",
         )
     if case == "429":
-        limited = standin.token({"client_id": "limited"})
+        limited = standin.token({"client_id": "limited", "sub": "limited"})
         for _ in range(3):
             client.get("/fhir/Patient", headers=bearer(limited))
         return client.get("/fhir/Patient", headers=bearer(limited))

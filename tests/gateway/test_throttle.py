@@ -154,6 +154,15 @@ def test_rl06_redis_stopped_then_back_recovers_by_itself(
         assert len(gw.recorder.requests) == 5
         codes = [e["refusal_code"] for e in gw.events()]
         assert codes.count("limiter_unavailable") == 100
+        changes = [
+            (r["action"], r["outcome"], r.get("detail"))
+            for r in gw.records()
+            if r["event_type"] == "security" and r["action"].startswith("limiter_")
+        ]
+        assert changes == [
+            ("limiter_degraded", "failure", "down"),
+            ("limiter_recovered", "success", None),
+        ]
 
 
 def test_rl06_local_mode_caps_at_a_fraction_when_redis_stops(

@@ -159,3 +159,103 @@ def test_gateway_presents_its_client_certificate_upstream(
             ):
                 assert client.get("/fhir/metadata").status_code == expected
     assert len(recorder.requests) == 1
+
+
+@contextmanager
+def kaitiaki_listener(app: Any, gateway: GatewaySettings) -> Iterator[str]:
+    """The listener exactly as ``kaitiaki serve`` builds it (StrictH11Protocol)."""
+    from kaitiaki.iam.listeners import server_config
+
+    port = free_port()
+    config = server_config(app, "127.0.0.1", port, **listener_config(gateway))
+    config.load()
+    harden(config.ssl, gateway)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("TLS test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"https://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_certificate_bound_token_checked_against_the_tls_connection(
+    pki: Pki, standin: StandIn, tmp_path: Path
+) -> None:
+    """RFC 8705 without a proxy: the certificate the listener verified is the
+    one the token's ``cnf.x5t#S256`` must name."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from kaitiaki.tokens.mtls import certificate_thumbprint
+
+    der = x509.load_pem_x509_certificate(pki.client_cert.read_bytes()).public_bytes(
+        Encoding.DER
+    )
+    recorder = Recorder()
+    with ThreadServer(upstream_app(recorder)) as upstream:
+        text = gateway_toml(standin.url, upstream.url, tmp_path)
+        base = parse_settings(text, source="t")
+        listener = {
+            "tls_cert": str(pki.server_cert),
+            "tls_key": str(pki.server_key),
+            "tls_client_ca": str(pki.ca),
+        }
+        settings = adjusted(base, gateway=listener)
+        bound = standin.token({"cnf": {"x5t#S256": certificate_thumbprint(der)}})
+        other = standin.token({"cnf": {"x5t#S256": certificate_thumbprint(b"x")}})
+        fhir = {"Accept": "application/fhir+json"}
+        with (
+            kaitiaki_listener(Gateway(settings), settings.gateway) as url,
+            httpx.Client(verify=client_context(pki, cert=True)) as client,
+        ):
+            served = client.get(
+                url + "/fhir/Patient",
+                headers={**fhir, "Authorization": f"Bearer {bound}"},
+            )
+            refused = client.get(
+                url + "/fhir/Patient",
+                headers={**fhir, "Authorization": f"Bearer {other}"},
+            )
+    assert served.status_code == 200, served.text
+    assert refused.status_code == 401
+    assert len(recorder.requests) == 1
+
+
+def test_without_a_verified_certificate_a_bound_token_is_refused(
+    pki: Pki, standin: StandIn, tmp_path: Path
+) -> None:
+    """A TLS listener that asks for no client certificate has none to offer:
+    the bound token is refused, and a certificate header cannot stand in."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    from kaitiaki.tokens.mtls import certificate_thumbprint
+
+    pem = pki.client_cert.read_bytes()
+    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    recorder = Recorder()
+    with ThreadServer(upstream_app(recorder)) as upstream:
+        text = gateway_toml(standin.url, upstream.url, tmp_path)
+        base = parse_settings(text, source="t")
+        listener = {"tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key)}
+        settings = adjusted(base, gateway=listener)
+        bound = standin.token({"cnf": {"x5t#S256": certificate_thumbprint(der)}})
+        headers = {
+            "Accept": "application/fhir+json",
+            "Authorization": f"Bearer {bound}",
+            "X-Client-Cert": pem.decode().replace("\n", ""),
+        }
+        with (
+            kaitiaki_listener(Gateway(settings), settings.gateway) as url,
+            httpx.Client(verify=client_context(pki, cert=True)) as client,
+        ):
+            refused = client.get(url + "/fhir/Patient", headers=headers)
+    assert refused.status_code == 401
+    assert recorder.requests == []

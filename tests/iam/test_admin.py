@@ -208,6 +208,43 @@ def test_admin_rotate_permitted_and_audited(plane: AdminUnderTest) -> None:
     assert served["client_id"] == "ops"
 
 
+def test_admin_rotates_the_checkpoint_key_the_audit_really_uses(
+    plane: AdminUnderTest,
+) -> None:
+    from kaitiaki.audit.keys import load_audit_keys, load_verification_keys
+
+    audit = plane.app.settings.audit
+    old = load_audit_keys(audit).signer.key_id
+    token = plane.admin_token("admin:keys.rotate")
+
+    reply = plane.call("POST", "/admin/keys/audit-checkpoint/rotate", token)
+
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["retired_kid"] == old and body["verify_until"] == 0
+    assert load_audit_keys(audit).signer.key_id == body["new_kid"] != old
+    assert {old, body["new_kid"]} <= set(load_verification_keys(audit, []))
+
+
+def test_admin_refuses_to_rotate_the_identifier_key(plane: AdminUnderTest) -> None:
+    from kaitiaki.audit.keys import load_pseudonymiser
+
+    audit = plane.app.settings.audit
+    before = load_pseudonymiser(audit).patient("ZZZ0016")
+    token = plane.admin_token("admin:keys.rotate")
+
+    reply = plane.call("POST", "/admin/keys/identifier-hmac/rotate", token)
+
+    assert reply.status_code == 400
+    assert reply.json()["errors"][0]["code"] == "bad_request"
+    assert load_pseudonymiser(audit).patient("ZZZ0016") == before
+    refused = plane.events()[-1]
+    assert (refused["outcome"], refused["refusal_code"]) == (
+        "refused",
+        "key_not_rotated",
+    )
+
+
 def test_admin_kill_switch_refuses_client_until_resumed(plane: AdminUnderTest) -> None:
     ordinary = plane.issuer.token()
     headers = {"authorization": f"Bearer {ordinary}", "accept": "application/fhir+json"}

@@ -166,3 +166,52 @@ def test_refapi_database_password_comes_from_the_store() -> None:
     engine.dispose()
     with pytest.raises(ConfigError, match="database_password"):
         create_app(settings)
+
+
+def _services(secret: str, store: SecretStore) -> object:
+    """Token services opened as the gateway opens them, nonce secret from ``store``."""
+    import asyncio
+
+    import aiohttp
+
+    from kaitiaki.settings import AuthSettings
+    from kaitiaki.tokens.services import open_token_services
+
+    auth = AuthSettings(
+        issuer="https://issuer.example",
+        audience="a",
+        dpop={"nonce_secret": secret},
+    )
+
+    async def opened() -> object:
+        async with aiohttp.ClientSession() as session:
+            return open_token_services(auth, session, None, lambda: 0.0, store)  # type: ignore[arg-type]
+
+    return asyncio.run(opened())
+
+
+def test_token_secrets_come_from_the_gateways_secret_store(tmp_path: Path) -> None:
+    """``vault:`` references work for token settings too, and ``file:`` ones
+    must be owner-only there as everywhere else."""
+    from kaitiaki.tokens.services import TokenServices
+
+    reads: list[tuple[str, str]] = []
+
+    def vault(path: str, field: str) -> str:
+        reads.append((path, field))
+        return "n" * 32
+
+    services = _services("vault:kv/gateway#nonce", SecretStore({}, vault=vault))
+    assert isinstance(services, TokenServices)
+    assert reads == [("kv/gateway", "nonce")]
+    same = _services("vault:kv/gateway#nonce", SecretStore({}, vault=vault))
+    assert isinstance(same, TokenServices)
+    assert same.nonces.accepts(services.nonces.issue(100), 100)
+
+    loose = tmp_path / "nonce"
+    loose.write_text("n" * 32)
+    loose.chmod(0o644)
+    with pytest.raises(ConfigError, match=r"auth\.dpop\.nonce_secret"):
+        _services(f"file:{loose}", SecretStore({}))
+    with pytest.raises(ConfigError, match=r"\[secrets\.vault\]"):
+        _services("vault:kv/gateway#nonce", SecretStore({}))

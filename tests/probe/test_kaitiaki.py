@@ -21,12 +21,6 @@ ROOT = Path(__file__).parents[2]
 SNAPSHOT = ROOT.parent / "shared/data/pypa-advisories"
 ARTEFACTS = ROOT / ".artefacts"
 
-# Checks whose control is being merged from parallel work; each must pass
-# once its feature lands, and the weak-target tests already show both sides.
-PENDING = {
-    "as.revocation": "the development issuer has no RFC 7009 endpoint",
-}
-
 
 @pytest.fixture(scope="module")
 def hardened(stack: Stack) -> Report:
@@ -48,11 +42,11 @@ def test_probe_kaitiaki_passes_every_applicable_check(hardened: Report) -> None:
         (r.check.id, r.verdict.value, r.outcome.summary)
         for r in hardened.results
         if r.verdict not in (Verdict.PASS, Verdict.NOT_APPLICABLE)
-        and r.check.id not in PENDING
     ]
     assert unexpected == []
     by_id = {r.check.id: r.verdict for r in hardened.results}
     assert by_id["throttle.burst"] is Verdict.PASS
+    assert by_id["as.revocation"] is Verdict.PASS
     assert by_id["log.no-canaries"] is Verdict.PASS
     assert by_id["log.refusals-audited"] is Verdict.PASS
     assert by_id["tls.version-floor"] is Verdict.NOT_APPLICABLE

@@ -132,6 +132,64 @@ async def test_entra_id_shaped_token_reads_scp() -> None:
     assert principal.client_id == "11111111-2222-3333-4444-555555555555"
 
 
+ENTRA = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0"
+
+
+def _entra_app_token(roles: Any) -> str:
+    """An Entra ID client-credentials token: application permissions in
+    ``roles``, no ``scp``."""
+    claims = {
+        "iss": ENTRA,
+        "aud": "api://kaitiaki-fhir",
+        "azp": "11111111-2222-3333-4444-555555555555",
+        "sub": "11111111-2222-3333-4444-555555555555",
+        "roles": roles,
+        "iat": NOW,
+        "nbf": NOW,
+        "exp": NOW + 3000,
+        "ver": "2.0",
+    }
+    return _token(claims)
+
+
+async def test_entra_id_application_roles_map_to_the_scopes_named() -> None:
+    mapping = {"Fhir.Read.All": "system/*.rs", "Fhir.Audit": "system/AuditEvent.r"}
+    settings = _settings(
+        issuer=ENTRA, audience="api://kaitiaki-fhir", role_scopes=mapping
+    )
+    token = _entra_app_token(["Fhir.Read.All", "Unmapped.Role", "Fhir.Audit"])
+    principal = await verify_access_token(token, settings, _keys(), NOW)
+    assert principal.scope == "system/*.rs system/AuditEvent.r"
+
+
+async def test_entra_id_roles_grant_nothing_without_a_mapping() -> None:
+    settings = _settings(issuer=ENTRA, audience="api://kaitiaki-fhir")
+    token = _entra_app_token(["Fhir.Read.All"])
+    principal = await verify_access_token(token, settings, _keys(), NOW)
+    assert principal.scope == ""
+
+
+async def test_entra_id_malformed_roles_are_refused() -> None:
+    settings = _settings(
+        issuer=ENTRA,
+        audience="api://kaitiaki-fhir",
+        role_scopes={"Fhir.Read.All": "system/*.rs"},
+    )
+    with pytest.raises(InvalidToken) as refused:
+        await verify_access_token(
+            _entra_app_token("Fhir.Read.All"), settings, _keys(), NOW
+        )
+    assert refused.value.detail == "roles_invalid"
+
+
+@pytest.mark.parametrize("scopes", ["", "system/*.rs\nx", "a  b"])
+def test_role_scopes_must_be_scope_lists(scopes: str) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError):
+        AuthSettings(issuer=ENTRA, audience="a", role_scopes={"R": scopes})
+
+
 def test_compatibility_settings_are_named_at_start_up() -> None:
     from kaitiaki.tokens.services import weaker_modes
 

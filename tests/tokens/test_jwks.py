@@ -11,7 +11,7 @@ from joserfc.jwk import ECKey
 from kaitiaki.errors import DependencyUnavailable
 from kaitiaki.settings import AuthSettings
 from kaitiaki.tokens.jwks import JwksCache, lifetime, parse_keys
-from kaitiaki.tokens.keys import import_public_key
+from kaitiaki.tokens.keys import VerificationKey, import_public_key
 from kaitiaki.tokens.metadata import check_endpoint
 from tests.conftest import ThreadServer, free_port
 from tests.gateway.conftest import issuer_app
@@ -52,6 +52,22 @@ async def test_jwks_concurrent_unknown_kids_fetch_once() -> None:
             clock.now += 61
             assert await cache.get("kid-new") is None
             assert len(hits) == 2
+
+
+async def test_jwks_callers_during_the_first_fetch_wait_for_it() -> None:
+    """A cold cache under concurrent load: one fetch, and every caller gets the
+    key (none is refused because another caller's fetch was still running)."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    hits: list[int] = []
+    port = free_port()
+    with ThreadServer(issuer_app(key, hits, port), port) as server:
+        async with aiohttp.ClientSession() as session:
+            cache = JwksCache(_settings(server.url), session, Clock())
+            results = await asyncio.gather(
+                *(cache.get(str(key.kid)) for _ in range(50)), return_exceptions=True
+            )
+    assert [r for r in results if not isinstance(r, VerificationKey)] == []
+    assert len(hits) == 1
 
 
 async def test_jwks_serves_stale_keys_then_fails_closed() -> None:

@@ -56,9 +56,15 @@ def _record_problems(dist: metadata.Distribution) -> list[str]:
 
 
 def verify_environment(
-    locked: Iterable[LockedRequirement], *, path: list[str] | None = None
+    locked: Iterable[LockedRequirement],
+    *,
+    optional: Iterable[LockedRequirement] = (),
+    path: list[str] | None = None,
 ) -> list[Discrepancy]:
-    """Discrepancies between the lock and the distributions on ``path``."""
+    """Discrepancies between the lock and the distributions on ``path``.
+
+    ``optional`` requirements (the benchmark lock) need not be installed, but
+    one that is must match its pin and its RECORD like any other."""
     installed: dict[str, metadata.Distribution] = {
         str(canonicalize_name(dist.metadata["Name"])): dist
         for dist in (
@@ -67,7 +73,12 @@ def verify_environment(
     }
     found: list[Discrepancy] = []
     wanted = {req.name: req for req in locked if req.applies()}
-    for name, requirement in sorted(wanted.items()):
+    extra = {
+        req.name: req
+        for req in optional
+        if req.applies() and req.name not in wanted and req.name in installed
+    }
+    for name, requirement in sorted({**wanted, **extra}.items()):
         dist = installed.get(name)
         if dist is None:
             found.append(Discrepancy(name, "locked but not installed"))
@@ -79,6 +90,6 @@ def verify_environment(
                 )
             )
         found += [Discrepancy(name, problem) for problem in _record_problems(dist)]
-    for name in sorted(set(installed) - set(wanted) - _UNLOCKED_OK):
+    for name in sorted(set(installed) - set(wanted) - set(extra) - _UNLOCKED_OK):
         found.append(Discrepancy(name, "installed but in no lock file"))
     return found

@@ -1,6 +1,6 @@
 """The gateway as an ASGI application: one request, one way through.
 
-edge → filter → authenticate → throttle → authorise → validate → upstream,
+edge → filter → authenticate → authorise → throttle → validate → upstream,
 with exactly one audit event per request, taken before the reply is sent
 (committed first with ``strict`` durability, queued with ``batched``).
 """
@@ -25,6 +25,8 @@ from kaitiaki.gateway.edge import EdgePolicy
 from kaitiaki.gateway.exchange import Trail, handle_request
 from kaitiaki.gateway.metadata import load_validator
 from kaitiaki.gateway.responses import Reply, refusal_reply
+from kaitiaki.iam import SecretStore
+from kaitiaki.iam.startup import secret_store
 from kaitiaki.iam.suspensions import Suspensions
 from kaitiaki.limits import RateLimits
 from kaitiaki.rest.openapi import OpenApiDocument
@@ -57,6 +59,7 @@ class Gateway:
         self.clock = clock
         # Secret references (env:NAME) resolve against this, given by the CLI.
         self.environ: Mapping[str, str] = environ or {}
+        self.secrets: SecretStore | None = None
         self.session: aiohttp.ClientSession | None = None
         self.keys: JwksCache | None = None
         self.tokens: TokenServices | None = None
@@ -93,10 +96,12 @@ class Gateway:
             self.clock,
             on_fetch_failure=self.audit.jwks_fetch_failed,
         )
+        self.secrets = secret_store(self.settings, self.environ)
         self.tokens = open_token_services(
-            self.settings.auth, self.session, self.keys, self.clock, self.environ
+            self.settings.auth, self.session, self.keys, self.clock, self.secrets
         )
         self.limits = RateLimits(self.settings.limits)
+        self.limits.on_state = self.audit.limiter_state
         self.suspensions = Suspensions(Path(self.settings.admin.suspensions_file))
         _warn_weak_policies(self.settings)
         self.validator = await load_validator(self.settings, self.session)
@@ -114,13 +119,18 @@ class Gateway:
             old_tokens, self.tokens = (
                 self.tokens,
                 open_token_services(
-                    settings.auth, self.session, self.keys, self.clock, self.environ
+                    settings.auth,
+                    self.session,
+                    self.keys,
+                    self.clock,
+                    secret_store(settings, self.environ),
                 ),
             )
             if old_tokens is not None:
                 await old_tokens.replay.close()
         if settings.limits != self.settings.limits and self.limits is not None:
             old, self.limits = self.limits, RateLimits(settings.limits)
+            self.limits.on_state = old.on_state
             await old.close()
         self.settings = settings
         logger.warning("gateway %s settings reloaded", settings.gateway.instance)

@@ -168,6 +168,16 @@ class GatewayAudit:
             seconds=seconds,
         )
 
+    def limiter_state(self, state: str) -> None:
+        """The rate-limit store went down, degraded or came back."""
+        self.metrics.limiter_up.set(1 if state == "healthy" else 0)
+        if state == "healthy":
+            self.recorder.security_event("limiter_recovered")
+        else:
+            self.recorder.security_event(
+                "limiter_degraded", outcome="failure", detail=state
+            )
+
     def jwks_fetch_failed(self, reason: str) -> None:
         self.recorder.security_event(
             "jwks_fetch_failed", outcome="failure", detail=reason

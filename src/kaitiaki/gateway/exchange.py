@@ -38,6 +38,8 @@ from kaitiaki.gateway.cors import is_preflight, preflight_reply
 from kaitiaki.gateway.public import is_public
 from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
 from kaitiaki.gateway.upstream import UpstreamReply, forward, outbound_headers
+from kaitiaki.limits import RateDecision
+from kaitiaki.limits.cost import bundle_entries
 from kaitiaki.request import (
     CanonicalRequest,
     canonical_path,
@@ -227,6 +229,7 @@ def _other_body(
         validator.check_resource(value)
     if interaction.name != "batch":
         return body
+    access.entries = bundle_entries(value if isinstance(value, dict) else None)
     trail.step = "authorise"
     decided = authorise_bundle(
         body, access.principal, access.grants, request, gateway.settings
@@ -298,6 +301,9 @@ class Access:
     single: bool = False
     operation: bool = False
     rules: tuple[Rule, ...] = ()
+    # Entries of a batch or transaction Bundle, charged to the limits once the
+    # body has been read (``[limits.costs] entry`` units each).
+    entries: int = 0
 
     @property
     def checks_egress(self) -> bool:
@@ -368,6 +374,35 @@ async def authenticate_caller(
     return principal
 
 
+async def _charge_body(
+    gateway: Gateway,
+    grant: RateDecision,
+    now: float,
+    request: CanonicalRequest,
+    body: bytes | None,
+    *,
+    interaction: Interaction,
+    access: Access,
+    trail: Trail,
+) -> tuple[RateDecision, CanonicalRequest, bytes | None]:
+    """Charge what the body showed a request to cost: a Bundle's entries, a
+    ``_search`` form's parameters (then decided again on the merged query)."""
+    if gateway.limits is None:
+        raise RuntimeError("gateway used before startup")
+    if access.entries:
+        trail.step = "throttle"
+        grant = await gateway.limits.top_up(
+            grant, now, query=request.query, entries=access.entries
+        )
+    if interaction.name in _SEARCH_POSTS:
+        trail.step = "throttle"
+        grant = await gateway.limits.top_up(grant, now, query=request.query)
+        trail.step = "authorise"
+        request = _decide(gateway, access, interaction, request).request
+        body = encode_query(request.query).encode()
+    return grant, request, body
+
+
 async def handle_request(
     gateway: Gateway, scope: Scope, receive: Receive, trail: Trail
 ) -> Reply:
@@ -397,33 +432,38 @@ async def handle_request(
         trail.step = "authenticate"
         principal = await authenticate_caller(gateway, request, trail, now)
 
+        # Authorisation first (no I/O: scopes, policy, Request-Context), so
+        # that the organisation its Request-Context names is counted too; as
+        # in Kong, a request refused by policy does not use up a quota.
+        trail.step = "authorise"
+        access, request = _authorise(gateway, principal, interaction, request, trail)
+
         trail.step = "throttle"
         grant = await gateway.limits.check_client(
             principal.client_id,
             now,
             subject=principal.subject,
-            organisation=None,
+            organisation=trail.organisation,
             interaction=interaction.name,
             path=request.path,
             query=request.query,
         )
 
         try:
-            trail.step = "authorise"
-            access, request = _authorise(
-                gateway, principal, interaction, request, trail
-            )
-
             trail.step = "validate"
             body, request = await _body(
                 gateway, receive, request, interaction, trail, access=access
             )
-            if interaction.name in _SEARCH_POSTS:
-                trail.step = "throttle"
-                grant = await gateway.limits.top_up(grant, now, query=request.query)
-                trail.step = "authorise"
-                request = _decide(gateway, access, interaction, request).request
-                body = encode_query(request.query).encode()
+            grant, request, body = await _charge_body(
+                gateway,
+                grant,
+                now,
+                request,
+                body,
+                interaction=interaction,
+                access=access,
+                trail=trail,
+            )
             trail.query = request.query
         except BaseException:
             # A refused request gives its concurrency lease back at once.

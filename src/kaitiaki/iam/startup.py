@@ -149,10 +149,21 @@ def admin_problems(admin: AdminSettings) -> list[str]:
 def key_problems(settings: Settings) -> list[str]:
     """Loose or foreign-owned key files and key directories in the key store."""
     from kaitiaki.iam.keyring import KEY_KINDS
-    from kaitiaki.iam.rotation import ring_for
+    from kaitiaki.iam.rotation import AUDIT_KINDS, ring_for
 
     problems = []
+    hmac_path, checkpoint_path = settings.audit.key_paths()
+    audit_files = (
+        ("identifier-hmac", hmac_path),
+        ("audit-checkpoint", checkpoint_path),
+    )
+    for kind, path in audit_files:
+        problem = file_problem(path) if path.exists() else None
+        if problem is not None:
+            problems.append(f"{kind} key file {path} {problem}")
     for kind in KEY_KINDS:
+        if kind in AUDIT_KINDS:
+            continue
         ring = ring_for(kind, settings)
         if not ring.directory.is_dir():
             continue

@@ -1,5 +1,5 @@
 """The development issuer as a Starlette app: discovery, JWKS, token,
-introspection. Only these handlers read the clock."""
+introspection and revocation. Only these handlers read the clock."""
 
 from __future__ import annotations
 
@@ -128,12 +128,24 @@ def _routes(current: _Current) -> list[Route]:
             return refusal_response(refusal)
         return JSONResponse(body, headers=NO_STORE)
 
+    async def revoke(request: Request) -> Response:
+        issuer = current.get()
+        try:
+            form = await read_form(request)
+            issuer.revoke(form, now=int(time.time()))
+        except OAuthRefusal as refusal:
+            logger.info("revocation refused: %s", refusal.error)
+            return refusal_response(refusal)
+        # RFC 7009 §2.2: 200 with an empty body, whatever the token was.
+        return Response(b"", headers=NO_STORE)
+
     return [
         Route("/.well-known/openid-configuration", metadata, methods=["GET"]),
         Route("/.well-known/oauth-authorization-server", metadata, methods=["GET"]),
         Route("/jwks", jwks, methods=["GET"]),
         Route("/token", token, methods=["POST"]),
         Route("/introspect", introspect, methods=["POST"]),
+        Route("/revoke", revoke, methods=["POST"]),
     ]
 
 

@@ -1,10 +1,11 @@
-"""The client credentials grant (RFC 6749 §4.4) and introspection, as pure
-decisions over a parsed form, the issuer state and ``now``."""
+"""The client credentials grant (RFC 6749 §4.4), introspection (RFC 7662)
+and revocation (RFC 7009), as decisions over a parsed form, the issuer state
+and ``now``."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kaitiaki.errors import InvalidToken
@@ -18,6 +19,7 @@ from kaitiaki.issuer.refusals import (
     InvalidDpopProof,
     InvalidRequest,
     InvalidTarget,
+    TemporarilyUnavailable,
     UnsupportedGrantType,
 )
 from kaitiaki.issuer.state import IssuerState, RegisteredClient
@@ -30,7 +32,7 @@ from kaitiaki.issuer.tokens import (
 from kaitiaki.settings import DevIssuerSettings, DpopSettings
 from kaitiaki.tokens.dpop import verify_proof
 
-__all__ = ["Issuer", "authenticate_client"]
+__all__ = ["Issuer", "Revocations", "authenticate_client"]
 
 Form = Mapping[str, str]
 
@@ -65,13 +67,39 @@ def authenticate_client(
     return client
 
 
+class Revocations:
+    """The ``jti`` of each revoked access token, kept until the token's ``exp``.
+
+    Bounded: expired entries are dropped when it is full, and when it is still
+    full a revocation is refused (503) rather than an older one forgotten.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
+        self._revoked: dict[str, int] = {}
+
+    def __contains__(self, jti: object) -> bool:
+        return jti in self._revoked
+
+    def revoke(self, jti: str, exp: int, *, now: int) -> None:
+        if jti in self._revoked:
+            return
+        if len(self._revoked) >= self.capacity:
+            self._revoked = {j: e for j, e in self._revoked.items() if e > now}
+        if len(self._revoked) >= self.capacity:
+            raise TemporarilyUnavailable("too many revoked tokens in flight")
+        self._revoked[jti] = exp
+
+
 @dataclass(frozen=True)
 class Issuer:
-    """One issuer instance: settings, keys, registry and its replay cache."""
+    """One issuer instance: settings, keys, registry, its replay cache and the
+    tokens revoked so far (both shared by copies made on key rotation)."""
 
     settings: DevIssuerSettings
     state: IssuerState
     replay_cache: ReplayCache
+    revocations: Revocations = field(default_factory=Revocations)
 
     @property
     def token_endpoint(self) -> str:
@@ -80,6 +108,10 @@ class Issuer:
     @property
     def introspection_endpoint(self) -> str:
         return f"{self.settings.url}/introspect"
+
+    @property
+    def revocation_endpoint(self) -> str:
+        return f"{self.settings.url}/revoke"
 
     def _authenticate(self, form: Form, endpoint: str, now: int) -> RegisteredClient:
         audiences = {self.settings.url, self.token_endpoint, endpoint}
@@ -169,6 +201,12 @@ class Issuer:
         token = form.get("token")
         if not token:
             raise InvalidRequest("token is required")
+        result = self._active(token, now)
+        if result["active"] and result.get("jti") in self.revocations:
+            return {"active": False}
+        return result
+
+    def _active(self, token: str, now: int) -> dict[str, Any]:
         # Tokens signed before a rotation stay active during its overlap.
         result: dict[str, Any] = {"active": False}
         for key in (self.state.signing_key, *self.state.retired_keys):
@@ -176,6 +214,24 @@ class Issuer:
             if result["active"]:
                 break
         return result
+
+    def revoke(self, form: Form, *, now: int) -> None:
+        """RFC 7009: revoke an access token issued to the authenticated client.
+
+        Unknown, expired, malformed and refresh-token values are answered as
+        revoked (§2.2: the client cannot tell them apart); a token issued to
+        another client is refused and left active (§2.1)."""
+        client = self._authenticate(form, self.revocation_endpoint, now)
+        token = form.get("token")
+        if not token:
+            raise InvalidRequest("token is required")
+        claims = self._active(token, now)
+        jti, exp = claims.get("jti"), claims.get("exp")
+        if not claims["active"] or not isinstance(jti, str) or not isinstance(exp, int):
+            return
+        if claims.get("client_id") != client.client_id:
+            raise InvalidRequest("the token was not issued to this client")
+        self.revocations.revoke(jti, exp, now=now)
 
     def metadata(self) -> dict[str, Any]:
         """Authorisation server metadata (RFC 8414, OIDC Discovery)."""
@@ -192,6 +248,9 @@ class Issuer:
             "token_endpoint_auth_signing_alg_values_supported": auth_algs,
             "introspection_endpoint_auth_methods_supported": ["private_key_jwt"],
             "introspection_endpoint_auth_signing_alg_values_supported": auth_algs,
+            "revocation_endpoint": self.revocation_endpoint,
+            "revocation_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "revocation_endpoint_auth_signing_alg_values_supported": auth_algs,
             "response_types_supported": ["token"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["ES256"],

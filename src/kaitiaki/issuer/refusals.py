@@ -15,6 +15,7 @@ __all__ = [
     "InvalidScope",
     "InvalidTarget",
     "OAuthRefusal",
+    "TemporarilyUnavailable",
     "TokenRequestFailed",
     "UnsupportedGrantType",
 ]
@@ -63,6 +64,13 @@ class InvalidTarget(OAuthRefusal):
 
 class InvalidDpopProof(OAuthRefusal):
     error = "invalid_dpop_proof"
+
+
+class TemporarilyUnavailable(OAuthRefusal):
+    """The issuer cannot take the request now (RFC 7009 §2.2.1: 503)."""
+
+    error = "temporarily_unavailable"
+    status = 503
 
 
 class TokenRequestFailed(KaitiakiError):

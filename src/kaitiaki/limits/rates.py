@@ -14,7 +14,7 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -97,6 +97,9 @@ class RateLimits:
         self._leases = itertools.count()
         self._lease_prefix = f"{os.getpid()}-{id(self):x}-"
         self.health = LimiterHealth(backend=settings.backend)
+        #: Called with the new state ("healthy", "degraded" or "down") each
+        #: time the store's state changes: the gateway audits and meters it.
+        self.on_state: Callable[[str], None] | None = None
 
     @property
     def settings(self) -> LimitSettings:
@@ -250,7 +253,7 @@ class RateLimits:
             else:
                 if self.health.state != "healthy":
                     logger.warning("rate-limit store reachable again; limits exact")
-                    self.health.state = "healthy"
+                    self._set_state("healthy")
                 return verdict, checks, False
         return self._fallback(checks, now)
 
@@ -267,7 +270,12 @@ class RateLimits:
                 if state == "degraded"
                 else "refusing requests with 503 until it answers",
             )
+            self._set_state(state)
+
+    def _set_state(self, state: str) -> None:
         self.health.state = state
+        if self.on_state is not None:
+            self.on_state(state)
 
     def _fallback(
         self, checks: list[Check], now: float

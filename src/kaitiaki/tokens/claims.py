@@ -8,6 +8,7 @@ minus ``nbf``, or minus now) must not exceed the maximum lifetime.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -82,13 +83,24 @@ def _confirmation(claims: dict[str, Any]) -> tuple[str | None, str | None]:
     return jkt, x5t
 
 
-def _scope(claims: dict[str, Any]) -> str:
+def _scope(claims: dict[str, Any], role_scopes: Mapping[str, str]) -> str:
     scope = claims.get("scope", claims.get("scp", ""))
     if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
         scope = " ".join(scope)
     if not isinstance(scope, str) or len(scope) > 8 * _MAX_TEXT:
         raise refuse("scope_invalid")
+    if role_scopes:
+        scope = " ".join(filter(None, (scope, *_role_scopes(claims, role_scopes))))
     return scope
+
+
+def _role_scopes(claims: dict[str, Any], role_scopes: Mapping[str, str]) -> list[str]:
+    """The SMART scopes the operator maps the token's ``roles`` to (Entra ID
+    application permissions); roles without a mapping grant nothing."""
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise refuse("roles_invalid")
+    return [role_scopes[role] for role in roles if role in role_scopes]
 
 
 def principal_from(
@@ -110,7 +122,7 @@ def principal_from(
         issuer=settings.issuer,
         subject=subject,
         client_id=client_id,
-        scope=_scope(claims),
+        scope=_scope(claims, settings.role_scopes),
         token_id=token_id if isinstance(token_id, str) else None,
         expires_at=expires,
         jkt=jkt,

@@ -23,7 +23,6 @@ import hashlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,7 +39,7 @@ from kaitiaki.tokens.claims import check_audience, check_times, principal_from
 from kaitiaki.tokens.compact import refuse
 from kaitiaki.tokens.metadata import check_endpoint, discover, read_json
 from kaitiaki.tokens.principal import Principal
-from kaitiaki.tokens.secretref import resolve_secret
+from kaitiaki.tokens.secretref import SecretSource, resolve_secret
 
 __all__ = ["Introspector"]
 
@@ -67,7 +66,7 @@ class Introspector:
         self,
         auth: AuthSettings,
         session: aiohttp.ClientSession,
-        environ: Mapping[str, str],
+        environ: SecretSource,
     ) -> None:
         if auth.introspection is None:
             raise ConfigError("auth.introspection: not configured")

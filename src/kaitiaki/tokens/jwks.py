@@ -132,7 +132,10 @@ class JwksCache:
         now = self._clock()
         if now < self._expires_at and kid in self._keys:
             return self._keys[kid]
-        if self._may_refetch(now):
+        # A fetch already in flight is waited for, not skipped: callers that
+        # arrive during it (a cold start under load, a key rotation) get its
+        # result instead of a refusal.
+        if self._may_refetch(now) or self._lock.locked():
             await self._refresh()
         now = self._clock()
         self._fail_if_stale(now)

@@ -8,9 +8,11 @@ and the allow-list, never from the token: ``none`` and HMAC cannot verify.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any, Protocol
 
+from kaitiaki.errors import InvalidToken
 from kaitiaki.settings import AuthSettings
 from kaitiaki.tokens.claims import check_audience, check_times, principal_from
 from kaitiaki.tokens.compact import CompactJws, refuse, split_compact
@@ -88,12 +90,12 @@ async def verify_access_token(
 ) -> Principal:
     """Verify ``token`` completely; raise :class:`InvalidToken` on any fault."""
     jws, kid = read_header(token, settings)
-    return await _verify_split(jws, kid, settings, keys, now)
+    return (await _verify_split(jws, kid, settings, keys, now))[2]
 
 
 async def _verify_split(
     jws: CompactJws, kid: str, settings: AuthSettings, keys: KeySource, now: int
-) -> Principal:
+) -> tuple[dict[str, Any], VerificationKey, Principal]:
     found = await keys.get(kid)
     if found is None:
         raise refuse("kid_unknown")
@@ -102,18 +104,30 @@ async def _verify_split(
         raise refuse("alg_not_for_key")
     if not found.verify(alg, jws.signing_input, jws.signature):
         raise refuse("bad_signature")
-    return check_claims(jws.payload(), settings, now)
+    claims = jws.payload()
+    return claims, found, check_claims(claims, settings, now)
 
 
 class JwtVerifier:
-    """:func:`verify_access_token` with a memo of header segments already seen
-    in a verified token.
+    """:func:`verify_access_token` with two memos of what has already verified.
 
-    Every token one issuer key signs carries the same header segment, so its
-    decision (shape, ``alg``, ``typ``, ``kid``) is remembered under the exact
-    segment text, for these immutable settings, once a token with it has
-    verified. Only verified tokens add entries (forgeries cannot fill it), it
-    holds at most ``max_headers``, and the key is still looked up every time.
+    *Headers.* Every token one issuer key signs carries the same header
+    segment, so its decision (shape, ``alg``, ``typ``, ``kid``) is remembered
+    under the exact segment text, for these immutable settings, once a token
+    with it has verified (at most ``max_headers``).
+
+    *Signatures.* A client sends the same token on every request until it
+    expires, and the signature check is the costliest step. Once a token's
+    signature has verified, its payload is remembered under the SHA-256 of the
+    whole token with the key object that verified it (at most
+    ``settings.verified_token_cache`` entries; 0 turns the memo off; Envoy's
+    ``jwt_cache_config`` does the same). A remembered token counts only while
+    its ``kid`` still resolves to that same key object: a key the issuer has
+    withdrawn or replaced, and any refetch of the key set, sends the token
+    through the full check again. Every claim is checked again at ``now``, so
+    expiry, ``nbf``, audience and lifetime are decided per request exactly as
+    without the memo. Only verified tokens enter either memo: forgeries
+    cannot fill them.
     """
 
     def __init__(
@@ -123,9 +137,26 @@ class JwtVerifier:
         self.keys = keys
         self._headers: dict[str, tuple[dict[str, Any], str]] = {}
         self._max = max_headers
+        self._verified: dict[bytes, tuple[dict[str, Any], str, VerificationKey]] = {}
+        self._max_verified = settings.verified_token_cache
 
     async def verify(self, token: str, now: int) -> Principal:
         settings = self._settings
+        digest = b""
+        if self._max_verified:
+            if len(token) > settings.max_token_bytes:
+                raise refuse("token_too_large")
+            digest = hashlib.sha256(token.encode()).digest()
+            remembered = self._verified.get(digest)
+            if (
+                remembered is not None
+                and await self.keys.get(remembered[1]) is remembered[2]
+            ):
+                try:
+                    return check_claims(remembered[0], settings, now)
+                except InvalidToken:
+                    del self._verified[digest]
+                    raise
         segment = token.partition(".")[0]
         known = self._headers.get(segment)
         if known is None:
@@ -135,9 +166,14 @@ class JwtVerifier:
                 token, max_bytes=settings.max_token_bytes, known_header=known[0]
             )
             kid = known[1]
-        principal = await _verify_split(jws, kid, settings, self.keys, now)
+        claims, key, principal = await _verify_split(jws, kid, settings, self.keys, now)
         if known is None:
             if len(self._headers) >= self._max:
                 self._headers.clear()
             self._headers[segment] = (jws.header, kid)
+        if digest:
+            if len(self._verified) >= self._max_verified:
+                # The oldest entry goes first (dicts keep insertion order).
+                del self._verified[next(iter(self._verified))]
+            self._verified[digest] = (claims, kid, key)
         return principal

@@ -1,7 +1,10 @@
-"""Resolve a secret reference (``env:NAME`` or ``file:/path``) to its value.
+"""Resolve a secret reference to its value.
 
-The one place token code turns a reference from the settings into a secret;
-the environment is passed in by the caller (the CLI), never read here.
+The one place token code turns a reference from the settings into a secret.
+The gateway passes its :class:`~kaitiaki.iam.SecretStore` (``env:``,
+owner-only ``file:`` and, when ``[secrets.vault]`` is set, ``vault:``); a
+plain mapping stands for the environment alone (``env:`` and ``file:``), for
+callers without settings. The environment is never read here.
 """
 
 from __future__ import annotations
@@ -10,13 +13,20 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from kaitiaki.errors import ConfigError
+from kaitiaki.iam import SecretRef, SecretStore
 
-__all__ = ["resolve_secret"]
+__all__ = ["SecretSource", "resolve_secret"]
+
+SecretSource = Mapping[str, str] | SecretStore
 
 
-def resolve_secret(reference: str, environ: Mapping[str, str], *, setting: str) -> str:
+def resolve_secret(
+    reference: SecretRef | str, environ: SecretSource, *, setting: str
+) -> str:
     """The secret ``reference`` names; ``setting`` names it in errors."""
-    kind, _, name = reference.partition(":")
+    if isinstance(environ, SecretStore):
+        return environ.resolve(reference, setting=setting).reveal()
+    kind, _, name = str(reference).partition(":")
     if kind == "env":
         value = environ.get(name)
         if not value:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -14,7 +14,7 @@ from kaitiaki.tokens.introspection import Introspector
 from kaitiaki.tokens.jwt import JwtVerifier, KeySource
 from kaitiaki.tokens.nonce import DpopNonces
 from kaitiaki.tokens.replay import MemoryReplayCache, RedisReplayCache, ReplayCache
-from kaitiaki.tokens.secretref import resolve_secret
+from kaitiaki.tokens.secretref import SecretSource, resolve_secret
 
 __all__ = ["TokenServices", "open_token_services", "weaker_modes"]
 
@@ -52,7 +52,7 @@ def open_token_services(
     session: aiohttp.ClientSession,
     keys: KeySource,
     clock: Callable[[], float],
-    environ: Mapping[str, str],
+    environ: SecretSource,
 ) -> TokenServices:
     """JWKS keys, introspection, the DPoP replay store and nonces."""
     for mode in weaker_modes(auth):
