@@ -4,8 +4,6 @@ client certificate towards an upstream that requires one."""
 from __future__ import annotations
 
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,10 +15,11 @@ import uvicorn
 
 from kaitiaki.gateway.app import Gateway
 from kaitiaki.gateway.tls import harden, listener_config
+from kaitiaki.iam.listeners import server_config
 from kaitiaki.settings import GatewaySettings, Settings, parse_settings
 from tests.conftest import ThreadServer, free_port
 from tests.gateway.conftest import Recorder, StandIn, gateway_toml, upstream_app
-from tests.gateway.tls_support import Pki, make_pki
+from tests.gateway.tls_support import Pki, make_pki, serving
 from tests.gateway.zero_trust_support import adjusted
 
 REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)
@@ -32,32 +31,28 @@ def pki(tmp_path: Path) -> Pki:
 
 
 @contextmanager
-def tls_server(app: Any, gateway: GatewaySettings) -> Iterator[str]:
+def tls_server(
+    app: Any, gateway: GatewaySettings, *, kaitiaki: bool = False
+) -> Iterator[str]:
+    """``app`` on a TLS listener; with ``kaitiaki``, exactly as ``kaitiaki
+    serve`` builds it (StrictH11Protocol), else with uvicorn's defaults."""
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-        **listener_config(gateway),
-    )
+    if kaitiaki:
+        config = server_config(app, "127.0.0.1", port, **listener_config(gateway))
+    else:
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            **listener_config(gateway),
+        )
     config.load()
     harden(config.ssl, gateway)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("TLS test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(config, f"https://127.0.0.1:{port}") as url:
+        yield url
 
 
 def client_context(
@@ -161,30 +156,6 @@ def test_gateway_presents_its_client_certificate_upstream(
     assert len(recorder.requests) == 1
 
 
-@contextmanager
-def kaitiaki_listener(app: Any, gateway: GatewaySettings) -> Iterator[str]:
-    """The listener exactly as ``kaitiaki serve`` builds it (StrictH11Protocol)."""
-    from kaitiaki.iam.listeners import server_config
-
-    port = free_port()
-    config = server_config(app, "127.0.0.1", port, **listener_config(gateway))
-    config.load()
-    harden(config.ssl, gateway)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("TLS test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def test_certificate_bound_token_checked_against_the_tls_connection(
     pki: Pki, standin: StandIn, tmp_path: Path
 ) -> None:
@@ -212,7 +183,7 @@ def test_certificate_bound_token_checked_against_the_tls_connection(
         other = standin.token({"cnf": {"x5t#S256": certificate_thumbprint(b"x")}})
         fhir = {"Accept": "application/fhir+json"}
         with (
-            kaitiaki_listener(Gateway(settings), settings.gateway) as url,
+            tls_server(Gateway(settings), settings.gateway, kaitiaki=True) as url,
             httpx.Client(verify=client_context(pki, cert=True)) as client,
         ):
             served = client.get(
@@ -253,7 +224,7 @@ def test_without_a_verified_certificate_a_bound_token_is_refused(
             "X-Client-Cert": pem.decode().replace("\n", ""),
         }
         with (
-            kaitiaki_listener(Gateway(settings), settings.gateway) as url,
+            tls_server(Gateway(settings), settings.gateway, kaitiaki=True) as url,
             httpx.Client(verify=client_context(pki, cert=True)) as client,
         ):
             refused = client.get(url + "/fhir/Patient", headers=headers)

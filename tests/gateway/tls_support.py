@@ -1,12 +1,18 @@
-"""A throwaway CA with server and client certificates, made with cryptography."""
+"""A throwaway CA with server and client certificates, made with cryptography,
+and a TLS listener run in a thread for the length of a test."""
 
 from __future__ import annotations
 
 import datetime
 import ipaddress
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -99,3 +105,21 @@ def make_pki(folder: Path) -> Pki:
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key_path, key)
     return pki
+
+
+@contextmanager
+def serving(config: uvicorn.Config, base: str) -> Iterator[str]:
+    """Run ``config`` in a thread until the block ends; yields ``base``."""
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("TLS test server did not start")
+        time.sleep(0.02)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

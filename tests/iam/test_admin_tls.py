@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import ssl
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,6 +20,7 @@ from kaitiaki.iam.listeners import admin_server_config
 from kaitiaki.iam.policy import load_policies
 from kaitiaki.settings import AdminSettings, parse_settings
 from tests.conftest import free_port
+from tests.gateway.tls_support import serving
 
 NOW = dt.datetime.now(dt.UTC)
 
@@ -121,19 +119,8 @@ def admin_url(pki: dict[str, Path], tmp_path: Path) -> Iterator[str]:
     app = create_admin_app(Gateway(settings), load_policies(None), lambda: settings)
     config = admin_server_config(app, admin)
     config.log_level = "warning"
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("admin listener did not start")
-        time.sleep(0.02)
-    try:
-        yield f"https://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(config, f"https://127.0.0.1:{port}") as url:
+        yield url
 
 
 def test_admin_mtls_refuses_client_without_certificate(
