@@ -1,6 +1,7 @@
 """What the pipeline charges once a request is authorised: the HPI
-organisation its Request-Context names (shared by all of that organisation's
-clients, separate from other organisations), and each entry of a Bundle."""
+organisation its Request-Context names, when the client is registered to it
+(shared by all of that organisation's clients, separate from other
+organisations), and each entry of a Bundle."""
 
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ rate = "2/minute"
 rate = "100/minute"
 [limits.organisations]
 "G00001-G" = "big"
+[authorise.context.client_organisations]
+svc-a = "GQX042-A"
+svc-b = "GQX042-A"
+svc-c = "G0M086-B"
+svc-d = "G00001-G"
 """
 
 
@@ -72,7 +78,7 @@ def test_one_organisation_shares_its_limit_across_clients(
     assert _get(client, standin, "svc-a", "GQX042-A").status_code == 200
     assert _get(client, standin, "svc-b", "GQX042-A").status_code == 200
 
-    refused = _get(client, standin, "svc-c", "GQX042-A")
+    refused = _get(client, standin, "svc-a", "GQX042-A")
 
     assert refused.status_code == 429
     assert refused.json()["issue"][0]["code"] == "throttled"
@@ -81,8 +87,22 @@ def test_one_organisation_shares_its_limit_across_clients(
     # Another organisation, and one on a larger plan, are unaffected.
     assert _get(client, standin, "svc-c", "G0M086-B").status_code == 200
     for _ in range(3):
-        assert _get(client, standin, "svc-a", "G00001-G").status_code == 200
+        assert _get(client, standin, "svc-d", "G00001-G").status_code == 200
     assert len(upstream) == 6
+
+
+def test_a_self_declared_organisation_is_not_counted(
+    limited: tuple[httpx.Client, list[dict[str, object]]], standin: StandIn
+) -> None:
+    """A client not registered to an organisation can name it, but neither
+    uses up nor escapes into that organisation's allowance."""
+    client, upstream = limited
+    for _ in range(3):
+        assert _get(client, standin, "svc-e", "GQX042-A").status_code == 200
+    assert _get(client, standin, "svc-a", "GQX042-A").status_code == 200
+    assert _get(client, standin, "svc-b", "GQX042-A").status_code == 200
+    assert _get(client, standin, "svc-a", "GQX042-A").status_code == 429
+    assert len(upstream) == 5
 
 
 BUNDLE_LIMITS = """

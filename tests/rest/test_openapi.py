@@ -199,3 +199,26 @@ upstream = "http://127.0.0.1:1/api"
 """
     with pytest.raises(ConfigError, match="overlaps fhir_base"):
         parse_settings(toml, source="test")
+
+
+def test_rest_route_gives_its_concurrency_lease_back(tmp_path: Path) -> None:
+    """A refused and a served request each give their concurrency lease back,
+    and a request refused by scope uses none (it is authorised first)."""
+    extra = f"""
+[limits.routes.operation]
+concurrency = 1
+[[rest]]
+prefix = "/api/v1"
+openapi = "{SPEC}"
+upstream = "{{upstream}}/rest"
+"""
+    with running_gateway(tmp_path, extra) as (gw, standin):
+        good = {
+            "Authorization": "Bearer " + standin.token({"scope": "referrals.read"}),
+            "Accept": "application/json",
+        }
+        bad = {**good, "Authorization": "Bearer " + standin.token({"scope": "x"})}
+        assert gw.client.get("/api/v1/referrals", headers=bad).status_code == 403
+        for _ in range(3):
+            reply = gw.client.get("/api/v1/referrals", headers=good)
+            assert reply.status_code == 200, reply.text

@@ -162,6 +162,28 @@ async def test_entra_id_application_roles_map_to_the_scopes_named() -> None:
     assert principal.scope == "system/*.rs system/AuditEvent.r"
 
 
+async def test_entra_id_roles_never_widen_a_users_delegated_scopes() -> None:
+    """Entra ID also lists app roles assigned to a user in that user's token:
+    they must not add the application's scopes to the user's ``scp``."""
+    settings = _settings(
+        issuer=ENTRA,
+        audience="api://kaitiaki-fhir",
+        role_scopes={"Fhir.Read.All": "system/*.rs"},
+    )
+    claims = {
+        "iss": ENTRA,
+        "aud": "api://kaitiaki-fhir",
+        "azp": "11111111-2222-3333-4444-555555555555",
+        "sub": "a-user",
+        "scp": "user/Patient.rs",
+        "roles": ["Fhir.Read.All"],
+        "iat": NOW,
+        "exp": NOW + 3000,
+    }
+    principal = await verify_access_token(_token(claims), settings, _keys(), NOW)
+    assert principal.scope == "user/Patient.rs"
+
+
 async def test_entra_id_roles_grant_nothing_without_a_mapping() -> None:
     settings = _settings(issuer=ENTRA, audience="api://kaitiaki-fhir")
     token = _entra_app_token(["Fhir.Read.All"])

@@ -70,6 +70,33 @@ async def test_jwks_callers_during_the_first_fetch_wait_for_it() -> None:
     assert len(hits) == 1
 
 
+async def test_jwks_known_key_is_served_stale_while_a_refetch_hangs() -> None:
+    """Past the keys' lifetime, within the grace period, a hanging issuer
+    must stall no request whose key is known: only the refetching one waits."""
+    key = ECKey.generate_key("P-256", auto_kid=True)
+    port = free_port()
+    clock = Clock()
+    async with aiohttp.ClientSession() as session:
+        with ThreadServer(issuer_app(key, [], port), port) as server:
+            cache = JwksCache(_settings(server.url), session, clock)
+            assert await cache.get(str(key.kid)) is not None
+        clock.now += 350  # expired (max-age 300), within the 100 s grace
+        release = asyncio.Event()
+
+        async def hanging() -> object:
+            await release.wait()
+            raise aiohttp.ClientError("the issuer hung up")
+
+        cache._fetch = hanging  # type: ignore[method-assign,assignment]
+        first = asyncio.create_task(cache.get(str(key.kid)))
+        await asyncio.sleep(0.01)
+        assert cache._lock.locked()
+        second = await asyncio.wait_for(cache.get(str(key.kid)), timeout=1)
+        assert isinstance(second, VerificationKey)
+        release.set()
+        assert isinstance(await first, VerificationKey)
+
+
 async def test_jwks_serves_stale_keys_then_fails_closed() -> None:
     key = ECKey.generate_key("P-256", auto_kid=True)
     port = free_port()

@@ -140,6 +140,29 @@ async def test_forgeries_are_never_remembered() -> None:
     assert keys.checked == 4
 
 
+async def test_two_requests_forgetting_one_expired_token_are_both_401() -> None:
+    """Both see the remembered entry, the key lookup yields, then both find
+    it expired: the second must not fail on an entry the first removed."""
+    import asyncio
+
+    verifier, keys, key = _verifier()
+    token = _token(key, exp=NOW + 60)
+    await verifier.verify(token, NOW)
+    lookup = keys.get
+
+    async def slow(kid: str) -> VerificationKey | None:
+        await asyncio.sleep(0)
+        return await lookup(kid)
+
+    keys.get = slow  # type: ignore[method-assign]
+    results = await asyncio.gather(
+        verifier.verify(token, NOW + 100),
+        verifier.verify(token, NOW + 100),
+        return_exceptions=True,
+    )
+    assert [type(r) for r in results] == [ExpiredToken, ExpiredToken]
+
+
 async def test_the_memo_is_bounded() -> None:
     verifier, keys, key = _verifier(size=2)
     tokens = [_token(key, jti=f"t{n}") for n in range(3)]

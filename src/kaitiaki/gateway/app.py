@@ -123,7 +123,7 @@ class Gateway:
                     self.session,
                     self.keys,
                     self.clock,
-                    secret_store(settings, self.environ),
+                    self._reload_secrets(settings),
                 ),
             )
             if old_tokens is not None:
@@ -134,6 +134,10 @@ class Gateway:
             await old.close()
         self.settings = settings
         logger.warning("gateway %s settings reloaded", settings.gateway.instance)
+
+    def _reload_secrets(self, settings: Settings) -> SecretStore:
+        self.secrets = secret_store(settings, self.environ)
+        return self.secrets
 
     async def shutdown(self) -> None:
         if self.session is not None:

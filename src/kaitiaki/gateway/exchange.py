@@ -57,6 +57,7 @@ from kaitiaki.waf import Findings
 
 if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive, Scope
+    from kaitiaki.settings import Settings
 
 __all__ = ["Trail", "handle_request"]
 
@@ -374,6 +375,21 @@ async def authenticate_caller(
     return principal
 
 
+def _counted_organisation(
+    settings: Settings, principal: Principal, trail: Trail
+) -> str | None:
+    """The organisation limits count: only one the client is registered to
+    (``authorise.context.client_organisations``). A self-declared one could
+    be anyone's, and would let one client use up another organisation's
+    allowance, or escape its own."""
+    registered = settings.authorise.context.client_organisations.get(
+        principal.client_id
+    )
+    if registered is None or trail.organisation is None:
+        return None
+    return trail.organisation if trail.organisation == registered.upper() else None
+
+
 async def _charge_body(
     gateway: Gateway,
     grant: RateDecision,
@@ -443,7 +459,7 @@ async def handle_request(
             principal.client_id,
             now,
             subject=principal.subject,
-            organisation=trail.organisation,
+            organisation=_counted_organisation(settings, principal, trail),
             interaction=interaction.name,
             path=request.path,
             query=request.query,

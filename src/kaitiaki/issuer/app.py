@@ -132,10 +132,11 @@ def _routes(current: _Current) -> list[Route]:
         issuer = current.get()
         try:
             form = await read_form(request)
-            issuer.revoke(form, now=int(time.time()))
+            revoked = issuer.revoke(form, now=int(time.time()))
         except OAuthRefusal as refusal:
             logger.info("revocation refused: %s", refusal.error)
             return refusal_response(refusal)
+        logger.info("revocation request: %s", "revoked" if revoked else "no change")
         # RFC 7009 §2.2: 200 with an empty body, whatever the token was.
         return Response(b"", headers=NO_STORE)
 

@@ -215,12 +215,14 @@ class Issuer:
                 break
         return result
 
-    def revoke(self, form: Form, *, now: int) -> None:
+    def revoke(self, form: Form, *, now: int) -> bool:
         """RFC 7009: revoke an access token issued to the authenticated client.
 
         Unknown, expired, malformed and refresh-token values are answered as
-        revoked (§2.2: the client cannot tell them apart); a token issued to
-        another client is refused and left active (§2.1)."""
+        revoked (§2.2: the client cannot tell them apart). A token issued to
+        another client is left active and answered the same way: refusing it
+        (as §2.1 allows) would tell the caller that a token it holds is live.
+        Returns whether a token was revoked."""
         client = self._authenticate(form, self.revocation_endpoint, now)
         token = form.get("token")
         if not token:
@@ -228,10 +230,11 @@ class Issuer:
         claims = self._active(token, now)
         jti, exp = claims.get("jti"), claims.get("exp")
         if not claims["active"] or not isinstance(jti, str) or not isinstance(exp, int):
-            return
+            return False
         if claims.get("client_id") != client.client_id:
-            raise InvalidRequest("the token was not issued to this client")
+            return False
         self.revocations.revoke(jti, exp, now=now)
+        return True
 
     def metadata(self) -> dict[str, Any]:
         """Authorisation server metadata (RFC 8414, OIDC Discovery)."""

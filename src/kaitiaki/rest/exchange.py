@@ -84,8 +84,13 @@ async def handle_rest(
     now = gateway.clock()
     principal = await authenticate_caller(gateway, request, trail, now)
 
+    # As on FHIR routes: authorised first, so that a refused request uses up
+    # no quota; the grant's concurrency lease is given back however it ends.
+    trail.step = "authorise"
+    _authorise(operation, principal.scope)
+
     trail.step = "throttle"
-    await gateway.limits.check_client(
+    grant = await gateway.limits.check_client(
         principal.client_id,
         now,
         subject=principal.subject,
@@ -93,23 +98,27 @@ async def handle_rest(
         path=request.path,
         query=request.query,
     )
+    try:
+        trail.step = "validate"
+        operation.check(path_values, request.query, request.headers)
+        body = b""
+        if request.method in _BODY_METHODS or request.header("content-length"):
+            body = await read_body(receive, settings.gateway.max_body_bytes, trail)
+        operation.check_body(
+            request.header("content-type"), body, json_limits(settings.validation)
+        )
 
-    trail.step = "authorise"
-    _authorise(operation, principal.scope)
-
-    trail.step = "validate"
-    operation.check(path_values, request.query, request.headers)
-    body = b""
-    if request.method in _BODY_METHODS or request.header("content-length"):
-        body = await read_body(receive, settings.gateway.max_body_bytes, trail)
-    operation.check_body(
-        request.header("content-type"), body, json_limits(settings.validation)
-    )
-
-    trail.step = "upstream"
-    return await _proxy(
-        gateway, route, request, body or None, trail, operation=operation
-    )
+        trail.step = "upstream"
+        reply = await _proxy(
+            gateway, route, request, body or None, trail, operation=operation
+        )
+    finally:
+        await gateway.limits.release(grant)
+    # The gateway's limits replace any the upstream advertised.
+    ours = {name for name, _ in grant.headers}
+    reply.headers = [h for h in reply.headers if h[0] not in ours]
+    reply.headers.extend(grant.headers)
+    return reply
 
 
 async def _proxy(

@@ -83,20 +83,28 @@ def _confirmation(claims: dict[str, Any]) -> tuple[str | None, str | None]:
     return jkt, x5t
 
 
-def _scope(claims: dict[str, Any], role_scopes: Mapping[str, str]) -> str:
+def _scope(
+    claims: dict[str, Any], role_scopes: Mapping[str, str], *, app_only: bool
+) -> str:
     scope = claims.get("scope", claims.get("scp", ""))
     if isinstance(scope, list) and all(isinstance(item, str) for item in scope):
         scope = " ".join(scope)
-    if not isinstance(scope, str) or len(scope) > 8 * _MAX_TEXT:
+    if not isinstance(scope, str):
         raise refuse("scope_invalid")
-    if role_scopes:
+    if role_scopes and app_only:
         scope = " ".join(filter(None, (scope, *_role_scopes(claims, role_scopes))))
+    if len(scope) > 8 * _MAX_TEXT:
+        raise refuse("scope_invalid")
     return scope
 
 
 def _role_scopes(claims: dict[str, Any], role_scopes: Mapping[str, str]) -> list[str]:
     """The SMART scopes the operator maps the token's ``roles`` to (Entra ID
-    application permissions); roles without a mapping grant nothing."""
+    application permissions); roles without a mapping grant nothing.
+
+    Only for tokens with no end user: Entra ID also lists app roles assigned
+    to a user in that user's delegated tokens, and those must not widen the
+    user's ``scp`` to the application's scopes."""
     roles = claims.get("roles", [])
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
         raise refuse("roles_invalid")
@@ -118,11 +126,12 @@ def principal_from(
         raise refuse("client_invalid")
     token_id = claims.get("jti")
     jkt, x5t = _confirmation(claims)
+    app_only = _is_client_credentials(claims, client_id)
     return Principal(
         issuer=settings.issuer,
         subject=subject,
         client_id=client_id,
-        scope=_scope(claims, settings.role_scopes),
+        scope=_scope(claims, settings.role_scopes, app_only=app_only),
         token_id=token_id if isinstance(token_id, str) else None,
         expires_at=expires,
         jkt=jkt,
@@ -131,7 +140,7 @@ def principal_from(
         claims=MappingProxyType(claims),
         patient=_text(claims, "patient"),
         acr=_text(claims, "acr"),
-        client_credentials=_is_client_credentials(claims, client_id),
+        client_credentials=app_only,
     )
 
 

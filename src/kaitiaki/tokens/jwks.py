@@ -132,10 +132,13 @@ class JwksCache:
         now = self._clock()
         if now < self._expires_at and kid in self._keys:
             return self._keys[kid]
-        # A fetch already in flight is waited for, not skipped: callers that
-        # arrive during it (a cold start under load, a key rotation) get its
-        # result instead of a refusal.
-        if self._may_refetch(now) or self._lock.locked():
+        # A fetch already in flight is waited for when there is no key for
+        # ``kid`` at all (a cold start under load, a key rotation): those
+        # callers get its result instead of a refusal. A caller whose key is
+        # known but past its lifetime does not wait: the last good key serves
+        # within the grace period, so a hanging issuer stalls nobody.
+        waiting = self._lock.locked() and kid not in self._keys
+        if self._may_refetch(now) or waiting:
             await self._refresh()
         now = self._clock()
         self._fail_if_stale(now)

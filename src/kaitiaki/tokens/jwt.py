@@ -155,7 +155,8 @@ class JwtVerifier:
                 try:
                     return check_claims(remembered[0], settings, now)
                 except InvalidToken:
-                    del self._verified[digest]
+                    # Another request may have forgotten it meanwhile.
+                    self._verified.pop(digest, None)
                     raise
         segment = token.partition(".")[0]
         known = self._headers.get(segment)
