@@ -139,6 +139,11 @@ Include /usr/share/modsecurity-crs/rules/*.conf
 """)
 
 
+# The NZ implementation guides' own search parameters, as an operator in
+# front of such an upstream lists them (tests/fhir/data says where each is from).
+IG_SEARCH_PARAMETERS = ROOT / "tests" / "fhir" / "data" / "ig-search-parameters.toml"
+
+
 def gateway_conf(tmp: Path, port: int, issuer: int, upstream: int) -> Path:
     path = tmp / "kaitiaki.toml"
     path.write_text(f"""
@@ -148,6 +153,8 @@ port = {port}
 public_url = "http://127.0.0.1:{port}"
 upstream = "http://127.0.0.1:{upstream}/fhir"
 instance = "bench"
+# The CRS tests name their host "localhost", as ModSecurity's server accepts.
+allowed_hosts = ["localhost", "localhost:{port}", "127.0.0.1", "127.0.0.1:{port}"]
 [auth]
 issuer = "http://127.0.0.1:{issuer}"
 audience = "https://bench/fhir"
@@ -157,10 +164,17 @@ address_rate = "100000000/minute"
 default_rate = "100000000/minute"
 [validation]
 check_nz_identifiers = false
+[validation.extra_search_parameters]
+{IG_SEARCH_PARAMETERS.read_text()}
+[authorise]
+# The stand-in token is a client-credentials one without a Request-Context:
+# what is compared here is the traffic filter, not the grant policy.
+client_credentials = "allow"
 [audit]
 sink = "jsonl"
 path = "{tmp / "audit.jsonl"}"
 """)
+    path.chmod(0o600)  # the gateway refuses settings others can read
     return path
 
 
@@ -220,7 +234,9 @@ def stand_in_token(key: ECKey, issuer: int) -> str:
         "aud": "https://bench/fhir",
         "sub": "bench",
         "client_id": "bench",
-        "scope": "system/*.cruds",
+        # Every interaction, and the one operation the searches use.
+        "scope": "system/*.cruds "
+        "http://hl7.org/fhir/OperationDefinition/Patient-summary",
         "jti": "bench-1",
         "iat": now,
         "exp": now + 3500,
@@ -354,6 +370,7 @@ def start_all(tmp: Path, procs: Processes, key: ECKey) -> dict[str, object]:
     }
     key_file = tmp / "issuer.jwk"
     key_file.write_text(json.dumps(key.as_dict(private=True)))
+    key_file.chmod(0o600)
     script = str(BENCH / "bench_servers.py")
     issuer_args = [
         sys.executable,
