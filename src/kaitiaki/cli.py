@@ -399,7 +399,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         until = (
             "keeps verifying the checkpoints it signed"
             if rotation.verify_until == 0
-            else f"verifies until {rotation.verify_until}"
+            else "verifies until "
+            + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rotation.verify_until))
         )
         print(
             f"rotated {rotation.kind}: new key {rotation.new_kid}; "
@@ -617,7 +618,12 @@ def _deps_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     audit = deps_commands.add_parser(
         "audit", help="pinned requirements against an OSV advisory snapshot"
     )
-    audit.add_argument("--advisories", default="../shared/data/pypa-advisories")
+    audit.add_argument(
+        "--advisories",
+        default="../shared/data/pypa-advisories",
+        help="folder of an OSV-format advisory snapshot, e.g. a checkout of "
+        "github.com/pypa/advisory-database (default: %(default)s)",
+    )
     audit.add_argument(
         "--requirements",
         action="append",

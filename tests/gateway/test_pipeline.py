@@ -490,3 +490,36 @@ def test_body_with_invalid_nhi_is_refused(
     )
     assert_refused(gateway, response, 400)
     assert response.json()["issue"][0]["expression"] == ["Patient.identifier[0].value"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/fhir/Patient", {}, 401),  # no token
+        ("/fhir/Patient", {"Cookie": "s=1"}, 401),  # zero trust: no cookies
+        ("/fhir/Nonsense", None, 404),  # no route
+        ("/fhir/Patient?_nonsense=1", None, 400),  # unknown parameter
+        ("/fhir/Patient%2Fx", None, 400),  # path rule
+    ],
+)
+def test_refusals_carry_the_hardening_headers(
+    gateway: GatewayUnderTest,
+    standin: StandIn,
+    path: str,
+    headers: dict[str, str] | None,
+    status: int,
+) -> None:
+    sent = {"Accept": "application/fhir+json"}
+    if headers != {}:
+        sent.update(bearer(standin.token()))
+    sent.update(headers or {})
+    response = gateway.client.get(path, headers=sent)
+    assert response.status_code == status
+    assert response.headers["cache-control"] == "no-store, private"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-security-policy"].startswith("default-src")
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert [h for h in response.headers.raw if h[0].lower() == b"cache-control"] == [
+        (b"cache-control", b"no-store, private")
+    ]

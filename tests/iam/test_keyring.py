@@ -148,3 +148,41 @@ def test_issuer_rotation_old_tokens_verify_during_overlap(tmp_path: Path) -> Non
     assert old.kid not in [key["kid"] for key in after.public_jwks["keys"]]
     retired = next(key for key in during.retired_keys if key.kid == old.kid)
     assert jws.deserialize_compact(token, retired, algorithms=["ES256"])
+
+
+def test_keys_commands_list_and_rotate_every_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`kaitiaki keys list` shows every kind, with the audit's own key files;
+    `keys rotate` prints when the old key stops verifying (ISO 8601), and
+    refuses the identifier key."""
+    import re
+
+    from kaitiaki.cli import main
+
+    config = tmp_path / "kaitiaki.toml"
+    config.write_text(
+        f"""
+[gateway]
+upstream = "http://127.0.0.1:9/fhir"
+[auth]
+issuer = "http://127.0.0.1:9"
+audience = "a"
+[audit]
+sink = "jsonl"
+path = "{tmp_path / "audit" / "audit.jsonl"}"
+[keys]
+dir = "{tmp_path / "keys"}"
+"""
+    )
+    config.chmod(0o600)
+    assert main(["keys", "list", "--config", str(config)]) == 0
+    listed = capsys.readouterr().out
+    assert str(tmp_path / "audit" / "keys" / "audit-checkpoint.jwk") in listed
+    assert "identifier-hmac" in listed and "upstream" in listed
+    assert main(["keys", "rotate", "upstream", "--config", str(config)]) == 0
+    rotated = capsys.readouterr().out
+    assert re.search(r"verifies until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", rotated)
+    assert main(["keys", "rotate", "audit-checkpoint", "--config", str(config)]) == 0
+    assert "keeps verifying the checkpoints it signed" in capsys.readouterr().out
+    assert main(["keys", "rotate", "identifier-hmac", "--config", str(config)]) != 0

@@ -77,7 +77,10 @@ def load_advisories(folder: Path) -> Advisories:
     """Index every advisory under ``folder`` by canonical package name."""
     files = sorted(folder.rglob("*.yaml"))
     if not files:
-        raise ConfigError(f"no OSV advisories (*.yaml) under {folder}")
+        raise ConfigError(
+            f"no OSV advisories (*.yaml) under {folder}; name the snapshot "
+            "folder with --advisories (a checkout of the PyPA advisory database)"
+        )
     by_package: dict[str, list[dict[str, Any]]] = {}
     latest = ""
     for file in files:

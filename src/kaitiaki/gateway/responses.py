@@ -53,6 +53,9 @@ def refusal_reply(refusal: Refusal, *, rest: bool = False) -> Reply:
     # The authenticate step may have set the full challenge itself.
     if challenge and "www-authenticate" not in {n.lower() for n in refusal.headers}:
         headers.append(("www-authenticate", challenge))
-    headers.extend((name.lower(), value) for name, value in refusal.headers.items())
+    own = {name.lower(): value for name, value in refusal.headers.items()}
+    headers.extend(own.items())
+    # A refusal is never cached and carries the same hardening as a reply.
+    headers.extend(h for h in security_headers(cacheable=False) if h[0] not in own)
     body = refusal_errors(refusal) if rest else refusal_outcome(refusal)
     return Reply(refusal.status, headers, body)
