@@ -195,4 +195,5 @@ def test_security_event_kind_is_allow_listed() -> None:
     with pytest.raises(ValueError, match="unknown security event"):
         SecurityEvent(time="t", instance="i", action="token_dump")
     with pytest.raises(TypeError):
-        SecurityEvent(time="t", instance="i", action="admin_action", token="x")  # type: ignore[call-arg]
+        unknown: dict[str, str] = {"token": "x"}
+        SecurityEvent(time="t", instance="i", action="admin_action", **unknown)

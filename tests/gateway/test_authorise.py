@@ -651,7 +651,10 @@ def test_patient_create_outside_the_compartment_is_refused(gw: Under) -> None:
     refused(gw, response, 403)
 
 
-RF_TAG = "https://fhir-ig.digital.health.nz/rheumatic-fever/CodeSystem/nz-rheumaticfever-codesystem|rf-nz"
+RF_TAG = (
+    "https://fhir-ig.digital.health.nz/rheumatic-fever/CodeSystem/"
+    "nz-rheumaticfever-codesystem|rf-nz"
+)
 RF_SCOPE = f"system/Appointment.crus?_tag={RF_TAG}"
 
 

@@ -66,9 +66,14 @@ def client_context(
     return context
 
 
-def settings_for(pki: Pki, standin: StandIn, tmp: Path, **gateway: Any) -> Settings:
-    """A gateway on a TLS listener (its upstream is never reached here)."""
-    upstream = "http://127.0.0.1:9"
+def settings_for(
+    pki: Pki,
+    standin: StandIn,
+    tmp: Path,
+    upstream: str = "http://127.0.0.1:9",  # by default never reached
+    **gateway: Any,
+) -> Settings:
+    """A gateway on a TLS listener."""
     base = parse_settings(gateway_toml(standin.url, upstream, tmp), source="t")
     listener = {"tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key)}
     return adjusted(base, gateway={**listener, **gateway})
@@ -156,44 +161,42 @@ def test_gateway_presents_its_client_certificate_upstream(
     assert len(recorder.requests) == 1
 
 
-def test_certificate_bound_token_checked_against_the_tls_connection(
-    pki: Pki, standin: StandIn, tmp_path: Path
-) -> None:
-    """RFC 8705 without a proxy: the certificate the listener verified is the
-    one the token's ``cnf.x5t#S256`` must name."""
+def _client_certificate(pki: Pki) -> tuple[str, str]:
+    """The test client's certificate as PEM, and its RFC 8705 thumbprint."""
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import Encoding
 
     from kaitiaki.tokens.mtls import certificate_thumbprint
 
-    der = x509.load_pem_x509_certificate(pki.client_cert.read_bytes()).public_bytes(
-        Encoding.DER
-    )
+    pem = pki.client_cert.read_text()
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
+    return pem, certificate_thumbprint(der)
+
+
+def _bound(standin: StandIn, thumbprint: str) -> dict[str, str]:
+    token = standin.token({"cnf": {"x5t#S256": thumbprint}})
+    return {"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"}
+
+
+def test_certificate_bound_token_checked_against_the_tls_connection(
+    pki: Pki, standin: StandIn, tmp_path: Path
+) -> None:
+    """RFC 8705 without a proxy: the certificate the listener verified is the
+    one the token's ``cnf.x5t#S256`` must name."""
+    _, thumbprint = _client_certificate(pki)
     recorder = Recorder()
     with ThreadServer(upstream_app(recorder)) as upstream:
-        text = gateway_toml(standin.url, upstream.url, tmp_path)
-        base = parse_settings(text, source="t")
-        listener = {
-            "tls_cert": str(pki.server_cert),
-            "tls_key": str(pki.server_key),
-            "tls_client_ca": str(pki.ca),
-        }
-        settings = adjusted(base, gateway=listener)
-        bound = standin.token({"cnf": {"x5t#S256": certificate_thumbprint(der)}})
-        other = standin.token({"cnf": {"x5t#S256": certificate_thumbprint(b"x")}})
-        fhir = {"Accept": "application/fhir+json"}
+        settings = settings_for(
+            pki, standin, tmp_path, upstream.url, tls_client_ca=str(pki.ca)
+        )
         with (
             tls_server(Gateway(settings), settings.gateway, kaitiaki=True) as url,
             httpx.Client(verify=client_context(pki, cert=True)) as client,
         ):
             served = client.get(
-                url + "/fhir/Patient",
-                headers={**fhir, "Authorization": f"Bearer {bound}"},
+                url + "/fhir/Patient", headers=_bound(standin, thumbprint)
             )
-            refused = client.get(
-                url + "/fhir/Patient",
-                headers={**fhir, "Authorization": f"Bearer {other}"},
-            )
+            refused = client.get(url + "/fhir/Patient", headers=_bound(standin, "x"))
     assert served.status_code == 200, served.text
     assert refused.status_code == 401
     assert len(recorder.requests) == 1
@@ -204,24 +207,13 @@ def test_without_a_verified_certificate_a_bound_token_is_refused(
 ) -> None:
     """A TLS listener that asks for no client certificate has none to offer:
     the bound token is refused, and a certificate header cannot stand in."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    from kaitiaki.tokens.mtls import certificate_thumbprint
-
-    pem = pki.client_cert.read_bytes()
-    der = x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
+    pem, thumbprint = _client_certificate(pki)
     recorder = Recorder()
     with ThreadServer(upstream_app(recorder)) as upstream:
-        text = gateway_toml(standin.url, upstream.url, tmp_path)
-        base = parse_settings(text, source="t")
-        listener = {"tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key)}
-        settings = adjusted(base, gateway=listener)
-        bound = standin.token({"cnf": {"x5t#S256": certificate_thumbprint(der)}})
+        settings = settings_for(pki, standin, tmp_path, upstream.url)
         headers = {
-            "Accept": "application/fhir+json",
-            "Authorization": f"Bearer {bound}",
-            "X-Client-Cert": pem.decode().replace("\n", ""),
+            **_bound(standin, thumbprint),
+            "X-Client-Cert": pem.replace("\n", ""),
         }
         with (
             tls_server(Gateway(settings), settings.gateway, kaitiaki=True) as url,

@@ -183,9 +183,13 @@ def _services(secret: str, store: SecretStore) -> object:
         dpop={"nonce_secret": secret},
     )
 
+    class NoKeys:
+        async def get(self, kid: str) -> None:
+            return None
+
     async def opened() -> object:
         async with aiohttp.ClientSession() as session:
-            return open_token_services(auth, session, None, lambda: 0.0, store)  # type: ignore[arg-type]
+            return open_token_services(auth, session, NoKeys(), lambda: 0.0, store)
 
     return asyncio.run(opened())
 

@@ -17,6 +17,13 @@ from tests.gateway.conftest import GatewayUnderTest, StandIn
 from tests.gateway.validation_support import running_gateway
 
 SPEC = Path(__file__).parent / "referrals.openapi.yaml"
+# running_gateway fills in {upstream}.
+REST_ROUTE = f"""
+[[rest]]
+prefix = "/api/v1"
+openapi = "{SPEC}"
+upstream = "{{upstream}}/rest"
+"""
 GOOD = {"nhi": "ZJM9397", "priority": 2}
 
 
@@ -24,14 +31,8 @@ GOOD = {"nhi": "ZJM9397", "priority": 2}
 def pair(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[GatewayUnderTest, StandIn]]:
-    extra = f"""
-[[rest]]
-prefix = "/api/v1"
-openapi = "{SPEC}"
-upstream = "UPSTREAM/rest"
-"""
     tmp = Path(tmp_path_factory.mktemp("rest"))
-    with running_gateway(tmp, extra.replace("UPSTREAM", "{upstream}")) as pair:
+    with running_gateway(tmp, REST_ROUTE) as pair:
         yield pair
 
 
@@ -204,14 +205,7 @@ upstream = "http://127.0.0.1:1/api"
 def test_rest_route_gives_its_concurrency_lease_back(tmp_path: Path) -> None:
     """A refused and a served request each give their concurrency lease back,
     and a request refused by scope uses none (it is authorised first)."""
-    extra = f"""
-[limits.routes.operation]
-concurrency = 1
-[[rest]]
-prefix = "/api/v1"
-openapi = "{SPEC}"
-upstream = "{{upstream}}/rest"
-"""
+    extra = "[limits.routes.operation]\nconcurrency = 1\n" + REST_ROUTE
     with running_gateway(tmp_path, extra) as (gw, standin):
         good = {
             "Authorization": "Bearer " + standin.token({"scope": "referrals.read"}),

@@ -116,14 +116,11 @@ class Gateway:
             self.keys = JwksCache(
                 settings.auth, self.session, self.clock, on_fetch_failure=failed
             )
+            self.secrets = secret_store(settings, self.environ)
             old_tokens, self.tokens = (
                 self.tokens,
                 open_token_services(
-                    settings.auth,
-                    self.session,
-                    self.keys,
-                    self.clock,
-                    self._reload_secrets(settings),
+                    settings.auth, self.session, self.keys, self.clock, self.secrets
                 ),
             )
             if old_tokens is not None:
@@ -134,10 +131,6 @@ class Gateway:
             await old.close()
         self.settings = settings
         logger.warning("gateway %s settings reloaded", settings.gateway.instance)
-
-    def _reload_secrets(self, settings: Settings) -> SecretStore:
-        self.secrets = secret_store(settings, self.environ)
-        return self.secrets
 
     async def shutdown(self) -> None:
         if self.session is not None:

@@ -379,15 +379,12 @@ def _counted_organisation(
     settings: Settings, principal: Principal, trail: Trail
 ) -> str | None:
     """The organisation limits count: only one the client is registered to
-    (``authorise.context.client_organisations``). A self-declared one could
-    be anyone's, and would let one client use up another organisation's
+    (``authorise.context.client_organisations``; authorisation has already
+    refused a Request-Context naming another). A self-declared one could be
+    anyone's, and would let one client use up another organisation's
     allowance, or escape its own."""
-    registered = settings.authorise.context.client_organisations.get(
-        principal.client_id
-    )
-    if registered is None or trail.organisation is None:
-        return None
-    return trail.organisation if trail.organisation == registered.upper() else None
+    registered = settings.authorise.context.client_organisations
+    return trail.organisation if principal.client_id in registered else None
 
 
 async def _charge_body(

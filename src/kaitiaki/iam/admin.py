@@ -40,7 +40,7 @@ from kaitiaki.errors import (
 from kaitiaki.iam.keyring import KEY_KINDS
 from kaitiaki.iam.masking import masked
 from kaitiaki.iam.policy import ADMIN_ACTIONS, AdminPolicies
-from kaitiaki.iam.rotation import NOT_ROTATED, rotate_key
+from kaitiaki.iam.rotation import KeyNotRotated, rotate_key
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import Principal, verify_access_token
 
@@ -223,13 +223,14 @@ class AdminPlane:
 
     async def rotate(self, request: Request, principal: Principal) -> dict[str, Any]:
         kind = request.path_params["kind"]
-        if kind in NOT_ROTATED:
+        now = int(self._gateway.clock())
+        try:
+            rotation = await to_thread.run_sync(rotate_key, kind, self.settings, now)
+        except KeyNotRotated as exc:
             raise BadRequest(
                 f"The {kind} key is not rotated (see docs/configuration.md#keys).",
                 detail="key_not_rotated",
-            )
-        now = int(self._gateway.clock())
-        rotation = await to_thread.run_sync(rotate_key, kind, self.settings, now)
+            ) from exc
         return {
             "kind": rotation.kind,
             "new_kid": rotation.new_kid,

@@ -20,7 +20,7 @@ from kaitiaki.settings import Settings
 
 __all__ = [
     "AUDIT_KINDS",
-    "NOT_ROTATED",
+    "KeyNotRotated",
     "ensure_rings",
     "key_listing",
     "ring_for",
@@ -30,8 +30,10 @@ __all__ = [
 _REFAPI_KINDS = ("refapi-data", "refapi-index")
 #: Kinds held by the audit stream's own key files rather than a ring.
 AUDIT_KINDS = ("audit-checkpoint", "identifier-hmac")
-#: Kinds refused by :func:`rotate_key`.
-NOT_ROTATED = ("identifier-hmac",)
+
+
+class KeyNotRotated(ConfigError):
+    """A kind of key that is never rotated (the identifier HMAC key)."""
 
 
 def _known(kind: str) -> KeyKind:
@@ -87,8 +89,8 @@ def rotate_key(kind: str, settings: Settings, now: int) -> Rotation:
     A retired checkpoint key has no end of overlap (``verify_until`` 0): its
     public half is kept for as long as the checkpoints it signed."""
     known = _known(kind)
-    if known in NOT_ROTATED:
-        raise ConfigError(
+    if known == "identifier-hmac":
+        raise KeyNotRotated(
             "identifier-hmac is not rotated: events are searched by patient "
             "through this key's pseudonyms, and a new key would make every "
             "earlier event unmatchable; protect it like the audit trail instead"

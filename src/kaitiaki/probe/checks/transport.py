@@ -13,6 +13,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from kaitiaki.probe.checks.common import fail, not_applicable, passed
@@ -49,7 +50,9 @@ def _plain(target: Target) -> Outcome | None:
     return fail("the API is served over plain HTTP")
 
 
-def _handshake(target: Target, context: ssl.SSLContext) -> tuple[str | None, dict]:  # type: ignore[type-arg]
+def _handshake(
+    target: Target, context: ssl.SSLContext
+) -> tuple[str | None, dict[str, Any]]:
     parts = urlsplit(target.base_url)
     host, port = parts.hostname or "", parts.port or 443
     target.http.check_allowed("GET", target.base_url)
