@@ -31,7 +31,9 @@ class PassThrough:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
                     connector = aiohttp.TCPConnector(limit=256)
-                    self.session = aiohttp.ClientSession(connector=connector)
+                    self.session = aiohttp.ClientSession(
+                        connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+                    )
                     await send({"type": "lifespan.startup.complete"})
                 else:
                     if self.session is not None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from kaitiaki.gateway.h11strict import StrictH11Protocol
+from kaitiaki.gateway.listener import ListenerProtocol
 
 
 def free_port() -> int:
@@ -30,7 +30,7 @@ class ThreadServer:
             app,
             host="127.0.0.1",
             port=self.port,
-            http=StrictH11Protocol,  # as `kaitiaki serve` runs it
+            http=ListenerProtocol,  # as `kaitiaki serve` runs it
             lifespan="on",
             access_log=False,
             log_level="warning",

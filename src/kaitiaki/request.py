@@ -145,17 +145,22 @@ def collect_headers(
 def check_framing(headers: dict[str, list[str]], http_version: str = "1.1") -> None:
     """Refuse ambiguous message framing that the server parser let through.
 
-    h11 rejects unknown or repeated transfer codings, bad chunks and differing
-    Content-Length values itself; a request with both Content-Length and
-    Transfer-Encoding it reads as chunked (RFC 9112 §6.3). Two parsers can
-    disagree on that, so it is refused, and the connection closed so that
-    nothing after it on the same connection is read as a new request.
+    llhttp (the listener's parser) rejects repeated or misplaced transfer
+    codings, bad chunks, differing Content-Length values and Content-Length
+    beside Transfer-Encoding itself. What it accepts and the gateway still
+    refuses: Transfer-Encoding in HTTP/1.0 (RFC 9112 §6.1) and any coding but
+    a lone ``chunked`` (``gzip, chunked`` is valid HTTP, but nothing here
+    would decode the gzip, and two parsers can disagree on it). The
+    connection is closed, so that nothing after the request on it is read as
+    a new request.
     """
-    faulty = "transfer-encoding" in headers and (
-        "content-length" in headers or http_version == "1.0"
+    codings = headers.get("transfer-encoding")
+    faulty = codings is not None and (
+        "content-length" in headers
+        or http_version == "1.0"
+        or [coding.strip().lower() for coding in codings] != ["chunked"]
     )
     if faulty:
-        # RFC 9112 §6.1: Transfer-Encoding in HTTP/1.0 is faulty framing too.
         raise BadRequest(
             "The request framing is ambiguous.",
             detail="framing_cl_te",

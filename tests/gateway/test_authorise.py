@@ -737,6 +737,7 @@ def test_request_context_fields_reach_the_trail(
 
     from kaitiaki.fhir.interactions import match_interaction
     from kaitiaki.gateway.exchange import Trail, _authorise
+    from kaitiaki.nz.request_context import RequestContextReader
     from kaitiaki.request import CanonicalRequest
     from kaitiaki.tokens.jwt import Principal
 
@@ -757,7 +758,8 @@ def test_request_context_fields_reach_the_trail(
         correlation_id="c",
     )
     trail = Trail(method="GET", client_address="127.0.0.1")
-    gateway: Any = SimpleNamespace(settings=settings)
+    contexts = RequestContextReader(settings.authorise.context)
+    gateway: Any = SimpleNamespace(settings=settings, contexts=contexts)
     access, _ = _authorise(
         gateway, principal, match_interaction("GET", "/Patient"), request, trail
     )

@@ -1,7 +1,7 @@
 """HTTP framing (request smuggling shapes) against the real server: 400 and close.
 
 Each case is sent on a raw socket to the gateway as ``kaitiaki serve`` runs it
-(uvicorn with the h11 parser). None may reach the upstream, and the server
+(uvicorn with the httptools parser, llhttp). None may reach the upstream, and the server
 must close the connection rather than read a second request from it. Every
 HRS-* kind of ../shared/cases/attacks.md appears in several spellings.
 """
@@ -171,13 +171,54 @@ def test_framing_faults_get_400_and_close(gateway: GatewayUnderTest, name: str) 
     assert gateway.recorder.requests == []
 
 
-def test_obs_fold_is_unfolded_never_split(gateway: GatewayUnderTest) -> None:
-    # h11 replaces obs-fold with a space (the alternative RFC 9112 §5.2
-    # allows); the folded line can never become a header of its own.
+def test_obs_fold_is_refused_never_split(gateway: GatewayUnderTest) -> None:
+    # llhttp refuses obs-fold (RFC 9112 §5.2 allows that or unfolding); the
+    # folded line never becomes a header of its own.
     port = gateway.client.base_url.port
     assert port is not None
     payload = GET + b"X-A: a\r\n Authorization: Bearer x\r\nConnection: close\r\n\r\n"
     received = _exchange(port, payload)
-    assert received.startswith(b"HTTP/1.1 401"), received[:80]
+    assert received.startswith(b"HTTP/1.1 400"), received[:80]
     assert b'error="invalid_token"' not in received
     assert gateway.recorder.requests == []
+
+
+def test_head_over_the_listener_bound_gets_431_and_close(
+    gateway: GatewayUnderTest,
+) -> None:
+    port = gateway.client.base_url.port
+    assert port is not None
+    received = _exchange(port, GET + b"X-Big: " + b"q" * 40_000 + b"\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 431"), received[:80]
+    assert b'"resourceType":"OperationOutcome"' in received
+    assert b"connection: close" in received.lower()
+    assert b"qqqq" not in received
+    # The listener refused it: the app (which adds a correlation id) never ran.
+    assert b"x-correlation-id" not in received.lower()
+    assert gateway.recorder.requests == []
+
+
+def test_head_sent_in_small_pieces_is_bounded_too(gateway: GatewayUnderTest) -> None:
+    # Many short header lines in many writes: every piece counts.
+    port = gateway.client.base_url.port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(GET)
+        try:
+            for number in range(3000):
+                sock.sendall(b"X-%d: %s\r\n" % (number, b"v" * 16))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused and closed while we were still sending
+        received = sock.recv(65536)
+    assert received.startswith(b"HTTP/1.1 431"), received[:80]
+    assert b"x-correlation-id" not in received.lower()
+    assert gateway.recorder.requests == []
+
+
+def test_pipelined_requests_are_each_answered(gateway: GatewayUnderTest) -> None:
+    port = gateway.client.base_url.port
+    assert port is not None
+    metadata = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"\r\n"
+    last = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+    received = _exchange(port, metadata + last)
+    assert received.count(b"HTTP/1.1 200") == 2, received[:200]

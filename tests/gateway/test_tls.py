@@ -35,7 +35,7 @@ def tls_server(
     app: Any, gateway: GatewaySettings, *, kaitiaki: bool = False
 ) -> Iterator[str]:
     """``app`` on a TLS listener; with ``kaitiaki``, exactly as ``kaitiaki
-    serve`` builds it (StrictH11Protocol), else with uvicorn's defaults."""
+    serve`` builds it (ListenerProtocol), else with uvicorn's defaults."""
     port = free_port()
     if kaitiaki:
         config = server_config(app, "127.0.0.1", port, **listener_config(gateway))

@@ -363,3 +363,31 @@ def test_gw01_gw02_gw05_path_spellings_never_reach_the_upstream(
         response = gateway.client.get(path, headers=FHIR)
         assert response.status_code == status, path
     assert gateway.recorder.requests == []
+
+
+def test_upstream_cookies_are_never_kept_nor_replayed(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    # One HTTP client serves every caller: a cookie jar in it would carry the
+    # upstream session one caller was given to the next caller's requests.
+    import httpx
+
+    from kaitiaki.gateway.app import Gateway
+    from tests.conftest import ThreadServer
+    from tests.gateway.conftest import Recorder, upstream_app
+
+    recorder = Recorder()
+    with ThreadServer(upstream_app(recorder)) as upstream:
+        # By host name: cookie jars keep no cookies of bare IP addresses.
+        named = upstream.url.replace("127.0.0.1", "localhost")
+        toml = gateway_toml(standin.url, named, tmp_path)
+        settings = parse_settings(toml, source="t")
+        with (
+            ThreadServer(Gateway(settings)) as server,
+            httpx.Client(base_url=server.url, timeout=10) as client,
+        ):
+            for _ in range(3):
+                response = client.get("/fhir/Patient", headers=bearer(standin.token()))
+                assert response.status_code == 200
+    assert len(recorder.requests) == 3
+    assert all("cookie" not in seen["headers"] for seen in recorder.requests)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import threading
 import time
@@ -29,6 +30,7 @@ from tests.gateway.conftest import (
     issuer_app,
     upstream_app,
 )
+from tests.gateway.test_authorise import SYSTEM_CONTEXT
 
 ADMIN = "kaitiaki-admin"
 
@@ -315,6 +317,54 @@ def test_admin_reload_applies_new_settings(plane: AdminUnderTest) -> None:
 
     assert reply.status_code == 200 and reply.json()["reloaded"] is True
     assert plane.app.settings.limits.default_rate == "7/minute"
+
+
+def _reload(plane: AdminUnderTest, **sections: Any) -> httpx.Response:
+    current = plane.app.settings
+    updates = {
+        name: getattr(current, name).model_copy(update=fields)
+        for name, fields in sections.items()
+    }
+    fresh = current.model_copy(update=updates)
+    plane.next_settings[0] = lambda: fresh
+    token = plane.admin_token("admin:config.reload")
+    return plane.call("POST", "/admin/config/reload", token)
+
+
+def test_admin_reload_applies_the_traffic_filter_and_address_lists(
+    plane: AdminUnderTest,
+) -> None:
+    # Compiled once from the settings (filter rules, CIDR lists): a reload
+    # that reports success must compile them again, not keep the old ones.
+    headers = {"authorization": f"Bearer {plane.issuer.token()}"}
+    assert plane.gateway.get("/fhir/Patient", headers=headers).status_code == 200
+
+    reply = _reload(plane, waf={"deny_networks": ("127.0.0.0/8",)})
+    assert reply.status_code == 200 and reply.json()["restart_needed_for"] == []
+    plane.recorder.requests.clear()
+
+    refused = plane.gateway.get("/fhir/Patient", headers=headers)
+    assert refused.status_code == 403
+    assert plane.recorder.requests == []
+
+
+def test_admin_reload_applies_request_context_rules(plane: AdminUnderTest) -> None:
+    context = base64.b64encode(json.dumps(SYSTEM_CONTEXT).encode()).decode()
+    headers = {
+        "authorization": f"Bearer {plane.issuer.token()}",
+        "request-context": context,
+    }
+    assert plane.gateway.get("/fhir/Patient", headers=headers).status_code == 200
+
+    purposes = ("TREAT",)
+    authorise = plane.app.settings.authorise
+    narrower = authorise.context.model_copy(update={"purpose_of_use": purposes})
+    assert _reload(plane, authorise={"context": narrower}).status_code == 200
+    plane.recorder.requests.clear()
+
+    refused = plane.gateway.get("/fhir/Patient", headers=headers)
+    assert refused.status_code == 400
+    assert plane.recorder.requests == []
 
 
 def test_admin_reload_refused_keeps_settings(plane: AdminUnderTest) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kaitiaki.errors import InvalidRequestContext
-from kaitiaki.nz.request_context import parse_request_context
+from kaitiaki.nz.request_context import RequestContextReader, parse_request_context
 from kaitiaki.settings import RequestContextSettings
 
 HPI_PERSON = "https://standards.digital.health.nz/ns/hpi-person-id"
@@ -307,3 +307,38 @@ def test_request_context_client_contracts_are_403() -> None:
         parse_request_context(encode(V2), contracts, client_id="d")
     assert mismatch.value.detail == "request_context_organisation_mismatch"
     assert parse_request_context(encode(USER_V1), contracts, client_id="other")
+
+
+def test_reader_remembers_a_value_but_checks_the_client_every_time() -> None:
+    from kaitiaki.errors import Forbidden
+
+    contracts = RequestContextSettings(client_purposes={"c": ("TREAT",)})
+    reader = RequestContextReader(contracts)
+    value = encode(SYSTEM_V1)
+    assert reader.read(value, client_id="gw-client-7f3c").is_system
+    assert len(reader) == 1
+    # Remembered, yet a system context still has to name this request's client,
+    with pytest.raises(InvalidRequestContext) as refused:
+        reader.read(value, client_id="other")
+    assert refused.value.detail == "request_context_system_client_mismatch"
+    # and the client's contract is still applied.
+    with pytest.raises(Forbidden):
+        reader.read(encode(USER_V1 | {"purposeOfUse": ["RECORDMGT"]}), client_id="c")
+    assert reader.read(encode(USER_V1), client_id="c").purpose_of_use == ("TREAT",)
+
+
+def test_reader_never_remembers_an_invalid_value() -> None:
+    reader = RequestContextReader(SETTINGS)
+    value = encode(USER_V1 | {"orgIdentifier": "GZZ123-X"})  # bad check character
+    for _ in range(2):
+        with pytest.raises(InvalidRequestContext):
+            reader.read(value, client_id="c")
+    assert len(reader) == 0
+
+
+def test_reader_does_not_remember_long_values() -> None:
+    reader = RequestContextReader(SETTINGS)
+    padded = encode(json.dumps(USER_V1, indent=150).encode())  # whitespace
+    assert len(padded) > RequestContextReader.MEMO_MAX_CHARS
+    reader.read(padded, client_id="c")
+    assert len(reader) == 0

@@ -114,3 +114,26 @@ def test_probe_origin_needs_an_absolute_url() -> None:
     assert origin_of("https://API.example/x") == ("https", "api.example", 443)
     with pytest.raises(OutOfScope):
         origin_of("/relative")
+
+
+def test_probe_http_never_sends_back_a_cookie_it_was_given() -> None:
+    # Every check stands alone: a session cookie the target sets must not
+    # authenticate (or colour) the next check's request.
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, headers={"set-cookie": "sid=abc; Path=/"})
+
+    http = ProbeHttp(
+        ["https://api.example/fhir"],
+        redactor=Redactor(),
+        max_requests=5,
+        rate_per_second=1000,
+        transport=httpx.MockTransport(handler),
+    )
+    first = http.send("GET", "https://api.example/fhir/metadata")
+    assert "sid=abc" in first.headers["set-cookie"]
+    http.send("GET", "https://api.example/fhir/Patient")
+    assert len(seen) == 2
+    assert "cookie" not in seen[1].headers

@@ -296,3 +296,31 @@ def test_exclusion_of_an_unknown_rule_is_refused_at_start() -> None:
     with pytest.raises(ValueError, match="unknown rule ids"):
         WafExclusion(route="/fhir/Patient", rules=("sqli-everything",))
     assert WafExclusion(route="/fhir", rules=("protocol-empty-host",)).rules
+
+
+def test_remembered_matches_still_honour_each_call_s_exclusions_and_header() -> None:
+    engine = RuleEngine(1)
+    attack = "1' OR '1'='1' --"
+    first = Findings()
+    engine.scan("query", attack, first)
+    assert first.score > 0
+    excluded = Findings()
+    engine.scan("query", attack, excluded, excluded=frozenset(first.rules))
+    assert excluded.rules == {}
+    again = Findings()
+    engine.scan("query", attack, again)
+    assert again.rules == first.rules
+    # A header-only rule fires for its header, not for another, from memory too.
+    headers = (("user-agent", True), ("x-note", False), ("user-agent", True))
+    for header, expected in headers:
+        found = Findings()
+        engine.scan("header", "sqlmap/1.7.2#stable", found, header=header)
+        assert ("scanner-user-agent" in found.rules) is expected
+
+
+def test_long_values_are_matched_every_time() -> None:
+    engine = RuleEngine(1, memo_size=4)
+    engine.scan("query", "x" * 5000 + "<script>alert(1)</script>", Findings())
+    assert len(engine._memo) == 0
+    engine.scan("query", "short", Findings())
+    assert len(engine._memo) == 1

@@ -49,7 +49,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
     """Several gateway processes sharing one listening socket."""
     from uvicorn.supervisors import Multiprocess
 
-    from kaitiaki.iam.listeners import server_config
+    from kaitiaki.iam.listeners import gateway_head_bytes, server_config
 
     if settings.gateway.tls_cert is not None:
         # Each worker would build its own TLS context, without the protocol
@@ -65,6 +65,13 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
             "gateway.workers > 1 cannot run with [admin] enabled = true; run the "
             "admin plane on a single-worker gateway instance"
         )
+    if settings.metrics.enabled:
+        # Each worker would open its own /metrics listener on the one port
+        # (the second fails to start), and each counts only its own requests.
+        raise KaitiakiError(
+            "gateway.workers > 1 cannot run with [metrics] enabled = true; run "
+            "one worker per instance and scrape each instance"
+        )
     os.environ[_WORKER_CONFIG] = str(Path(args.config).resolve()) if args.config else ""
     config = server_config(
         "kaitiaki.cli:gateway_worker",
@@ -72,6 +79,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         settings.gateway.port,
         factory=True,
         workers=settings.gateway.workers,
+        max_head_bytes=gateway_head_bytes(settings.gateway),
     )
     Multiprocess(config, sockets=[config.bind_socket()]).run()
     return 0
@@ -81,10 +89,16 @@ def _gateway_config(app: Any, settings: Settings) -> Any:
     """The gateway listener's server settings: TLS 1.3 (or 1.2 by name) and
     optional client certificates when ``gateway.tls_cert`` is set."""
     from kaitiaki.gateway.tls import harden, listener_config
-    from kaitiaki.iam.listeners import server_config
+    from kaitiaki.iam.listeners import gateway_head_bytes, server_config
 
     options = listener_config(settings.gateway)
-    config = server_config(app, settings.gateway.host, settings.gateway.port, **options)
+    config = server_config(
+        app,
+        settings.gateway.host,
+        settings.gateway.port,
+        max_head_bytes=gateway_head_bytes(settings.gateway),
+        **options,
+    )
     if options:
         config.load()
         harden(config.ssl, settings.gateway)

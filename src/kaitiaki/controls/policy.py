@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from kaitiaki.errors import Forbidden, InsufficientScope, MissingRequestContext
 from kaitiaki.fhir.interactions import Interaction
 from kaitiaki.fhir.scopes import Grants
-from kaitiaki.nz.request_context import RequestContext, parse_request_context
+from kaitiaki.nz.request_context import RequestContext, RequestContextReader
 from kaitiaki.request import CanonicalRequest
 from kaitiaki.settings import AuthoriseSettings, GrantPolicy, RoutePolicy
 from kaitiaki.tokens.jwt import Principal
@@ -89,18 +89,20 @@ def apply_policy(
     settings: AuthoriseSettings,
     *,
     allow_list: tuple[str, ...] = (),
+    contexts: RequestContextReader | None = None,
 ) -> RequestContext | None:
-    """Apply the route's policy; return the validated Request-Context, if any."""
+    """Apply the route's policy; return the validated Request-Context, if any.
+
+    ``contexts`` is the gateway's reader of ``settings.context`` (it remembers
+    valid values); without one, the header is read from scratch.
+    """
     policy = effective_policy(settings, interaction)
     header = request.header("request-context")
     context = None
     if header is not None:
-        context = parse_request_context(
-            header,
-            settings.context,
-            client_id=principal.client_id,
-            allow_list=allow_list,
-        )
+        if contexts is None:
+            contexts = RequestContextReader(settings.context, allow_list, memo_size=0)
+        context = contexts.read(header, client_id=principal.client_id)
     if context is None and policy.request_context == "required":
         raise _missing_context()
 

@@ -29,6 +29,7 @@ from kaitiaki.iam import SecretStore
 from kaitiaki.iam.startup import secret_store
 from kaitiaki.iam.suspensions import Suspensions
 from kaitiaki.limits import RateLimits
+from kaitiaki.nz.request_context import RequestContextReader
 from kaitiaki.rest.openapi import OpenApiDocument
 from kaitiaki.settings import Settings
 from kaitiaki.tokens import JwksCache
@@ -67,8 +68,14 @@ class Gateway:
         self.audit: GatewayAudit | None = None
         self.suspensions = Suspensions(None)
         self.validator: Validator | None = None
+        self._derive(settings)
+        self.upstream_tls = _upstream_tls(settings)
+
+    def _derive(self, settings: Settings) -> None:
+        """What is compiled once from the settings; a reload compiles it again
+        (everything first, so a reload that fails changes nothing)."""
         # Each REST route with its OpenAPI document, read and compiled once.
-        self.rest_routes = [
+        rest_routes = [
             (
                 route,
                 OpenApiDocument.load(
@@ -77,17 +84,25 @@ class Gateway:
             )
             for route in settings.rest
         ]
-        self.filter = TrafficFilter(settings.waf)
-        self.edge = EdgePolicy.from_settings(settings)
-        self.signer = _signer(settings)
-        self.upstream_tls = _upstream_tls(settings)
+        filter_, edge = TrafficFilter(settings.waf), EdgePolicy.from_settings(settings)
+        signer = _signer(settings)
+        contexts = RequestContextReader(
+            settings.authorise.context, settings.validation.identifier_allow_list
+        )
+        self.rest_routes, self.filter, self.edge = rest_routes, filter_, edge
+        self.signer, self.contexts = signer, contexts
 
     async def startup(self) -> None:
         connector = aiohttp.TCPConnector(
             limit=256, ttl_dns_cache=300, ssl=self.upstream_tls or True
         )
+        # No cookie jar: one client serves every caller, and a jar would carry
+        # the upstream session one caller was given to the next caller.
         self.session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, trust_env=False
+            connector=connector,
+            auto_decompress=True,
+            trust_env=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
         )
         self.audit = GatewayAudit(self.settings, self.clock)
         self.keys = JwksCache(
@@ -108,9 +123,18 @@ class Gateway:
         logger.info("gateway %s ready", self.settings.gateway.instance)
 
     async def apply_settings(self, settings: Settings) -> None:
-        """Switch to reloaded settings; listeners and the audit sink stay."""
+        """Switch to reloaded settings. The listeners, the audit sink and the
+        upstream TLS context stay as they are: they need a restart."""
         if self.session is None:
             raise RuntimeError("gateway used before startup")
+        validator = self.validator
+        if (settings.validation, settings.gateway.upstream) != (
+            self.settings.validation,
+            self.settings.gateway.upstream,
+        ):
+            validator = await load_validator(settings, self.session)
+        self._derive(settings)
+        self.validator = validator
         if settings.auth != self.settings.auth:
             failed = self.audit.jwks_fetch_failed if self.audit else None
             self.keys = JwksCache(

@@ -327,7 +327,7 @@ def _authorise(
         request,
         interaction,
         settings.authorise,
-        allow_list=settings.validation.identifier_allow_list,
+        contexts=gateway.contexts,
     )
     access = Access(
         principal,

@@ -218,7 +218,15 @@ class AdminPlane:
             old.gateway.port,
         ):
             restart.append("gateway.host/port")
-        await self._gateway.apply_settings(fresh)
+        if _upstream_tls_files(fresh) != _upstream_tls_files(old):
+            restart.append("upstream_auth.client_cert/client_key/ca_file")
+        try:
+            await self._gateway.apply_settings(fresh)
+        except KaitiakiError as exc:
+            logger.error("settings reload refused: %s", exc)
+            raise BadRequest(
+                "The new settings were refused; see the log.", detail="reload_refused"
+            ) from exc
         return {"reloaded": True, "restart_needed_for": restart}
 
     async def rotate(self, request: Request, principal: Principal) -> dict[str, Any]:
@@ -317,3 +325,8 @@ def create_admin_app(
     return Starlette(
         routes=routes, exception_handlers={404: _not_found, 405: _not_found}
     )
+
+
+def _upstream_tls_files(settings: Settings) -> tuple[str | None, ...]:
+    auth = settings.upstream_auth
+    return (auth.client_cert, auth.client_key, auth.ca_file)

@@ -15,25 +15,37 @@ from typing import Any
 
 import uvicorn
 
-from kaitiaki.settings import AdminSettings
+from kaitiaki.gateway.listener import DEFAULT_MAX_HEAD_BYTES, ListenerProtocol
+from kaitiaki.settings import AdminSettings, GatewaySettings
 
-__all__ = ["admin_server_config", "serve_together", "server_config"]
+__all__ = [
+    "admin_server_config",
+    "gateway_head_bytes",
+    "serve_together",
+    "server_config",
+]
 
 logger = logging.getLogger("kaitiaki.iam.listeners")
 
 
-def server_config(app: Any, host: str, port: int, **tls: Any) -> uvicorn.Config:
+def server_config(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
+    **options: Any,
+) -> uvicorn.Config:
     """The uvicorn settings of every Kaitiaki listener."""
-    from kaitiaki.gateway.h11strict import StrictH11Protocol
-
     # No access log: a request line can carry an NHI in its query string.
-    # h11 (hardened against bare LF), named so an installed httptools never
-    # replaces the parser the framing tests prove (tests/gateway/test_framing.py).
+    # The protocol is named, so the parser the framing tests prove
+    # (tests/gateway/test_framing.py) is the one that runs.
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=StrictH11Protocol,
+        http=ListenerProtocol,
+        h11_max_incomplete_event_size=max_head_bytes,
         lifespan="on",
         access_log=False,
         server_header=False,
@@ -41,7 +53,18 @@ def server_config(app: Any, host: str, port: int, **tls: Any) -> uvicorn.Config:
         log_level="warning",
         # Our logging setup (and its redacting filter) for uvicorn's loggers too.
         log_config=None,
-        **tls,
+        **options,
+    )
+
+
+def gateway_head_bytes(gateway: GatewaySettings) -> int:
+    """The listener's bound on a gateway request's head: room for the
+    longest request line and header fields the gateway's own checks accept
+    (they refuse larger ones with 414 and 431 themselves)."""
+    lines = 4 * gateway.max_header_count + 64
+    return max(
+        DEFAULT_MAX_HEAD_BYTES,
+        gateway.max_uri_bytes + gateway.max_header_bytes + lines,
     )
 
 

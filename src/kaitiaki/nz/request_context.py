@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kaitiaki.errors import Forbidden, InvalidRequestContext
+from kaitiaki.memo import BoundedMemo
 from kaitiaki.nz.identifiers import (
     HPI_FACILITY_SYSTEM,
     HPI_ORGANISATION_SYSTEM,
@@ -35,7 +36,12 @@ from kaitiaki.nz.identifiers import (
 from kaitiaki.settings import RequestContextSettings
 from kaitiaki.strictjson import StrictJSONError, loads_strict
 
-__all__ = ["SYSTEM_ROLE", "RequestContext", "parse_request_context"]
+__all__ = [
+    "SYSTEM_ROLE",
+    "RequestContext",
+    "RequestContextReader",
+    "parse_request_context",
+]
 
 SYSTEM_ROLE = "110150"
 _NZ_NAMESPACE = "https://standards.digital.health.nz/ns/"
@@ -284,6 +290,23 @@ def _check_contract(
         )
 
 
+def _validated(
+    value: str, settings: RequestContextSettings, allow: frozenset[str]
+) -> tuple[ContextV1 | ContextV2, RequestContext]:
+    """Everything that depends on the value alone, not on the client."""
+    model = _model(_decode(value, settings.max_bytes), settings)
+    _check_identifiers(model, allow)
+    context = RequestContext(
+        version="v2" if isinstance(model, ContextV2) else "v1",
+        user_role=model.userRole,
+        purpose_of_use=tuple(model.purposeOfUse),
+        organisation=_hpi_value(model, "hpiOrganisation", "orgIdentifier"),
+        facility=_hpi_value(model, "hpiFacility", "facilityIdentifier"),
+        encoded=canonical_encoding(model),
+    )
+    return model, context
+
+
 def parse_request_context(
     value: str,
     settings: RequestContextSettings,
@@ -296,16 +319,50 @@ def parse_request_context(
     Raises :class:`InvalidRequestContext` (400) for an invalid value and
     :class:`Forbidden` (403) for a valid one the client's contract excludes.
     """
-    model = _model(_decode(value, settings.max_bytes), settings)
-    _check_identifiers(model, frozenset(allow_list))
-    _check_roles(model, settings, client_id)
-    context = RequestContext(
-        version="v2" if isinstance(model, ContextV2) else "v1",
-        user_role=model.userRole,
-        purpose_of_use=tuple(model.purposeOfUse),
-        organisation=_hpi_value(model, "hpiOrganisation", "orgIdentifier"),
-        facility=_hpi_value(model, "hpiFacility", "facilityIdentifier"),
-        encoded=canonical_encoding(model),
+    return RequestContextReader(settings, allow_list, memo_size=0).read(
+        value, client_id=client_id
     )
-    _check_contract(context, settings, client_id)
-    return context
+
+
+class RequestContextReader:
+    """:func:`parse_request_context` under one set of settings, remembering
+    the values that passed the checks that depend on the value alone.
+
+    A client sends the same Request-Context on every request of a job, so
+    decoding, schema validation, HPI check characters and the canonical
+    encoding run once per value; the checks against the token's client (the
+    system role's client id, the client's contract) run on every request.
+    Invalid values are never remembered. Values longer than
+    ``MEMO_MAX_CHARS`` are not remembered either, which bounds the memo's
+    memory at about ``memo_size`` times that.
+    """
+
+    MEMO_MAX_CHARS = 2048
+
+    def __init__(
+        self,
+        settings: RequestContextSettings,
+        allow_list: tuple[str, ...] = (),
+        *,
+        memo_size: int = 2048,
+    ) -> None:
+        self.settings = settings
+        self._allow = frozenset(allow_list)
+        self._memo: BoundedMemo[str, tuple[ContextV1 | ContextV2, RequestContext]]
+        self._memo = BoundedMemo(memo_size)
+
+    def read(self, value: str, *, client_id: str) -> RequestContext:
+        """The validated context of ``value`` sent by ``client_id``."""
+        found = self._memo.get(value)
+        if found is None:
+            found = _validated(value, self.settings, self._allow)
+            if len(value) <= self.MEMO_MAX_CHARS:
+                self._memo.put(value, found)
+        model, context = found
+        _check_roles(model, self.settings, client_id)
+        _check_contract(context, self.settings, client_id)
+        return context
+
+    def __len__(self) -> int:
+        """How many values are remembered."""
+        return len(self._memo)

@@ -154,6 +154,9 @@ class ProbeHttp:
                 body = _read_bounded(response)
             finally:
                 response.close()
+                # Stateless: a cookie the target set is never sent back, so
+                # no check rides on the session another check was given.
+                self._client.cookies.clear()
         except httpx.HTTPError as exc:
             raise ProbeError(
                 f"{method} {urlsplit(url).path} failed: {type(exc).__name__}"

@@ -14,12 +14,15 @@ from typing import Any
 
 import re2
 
+from kaitiaki.memo import BoundedMemo
 from kaitiaki.waf.decode import base64_text, shell_unquoted, variants
 from kaitiaki.waf.rules import ALL_TARGETS, RULES, Rule
 
 __all__ = ["Findings", "RuleEngine", "json_strings"]
 
 _MAX_STRINGS = 50_000
+# Longer values are matched every time: the memo stays within a few MiB.
+_MEMO_MAX_CHARS = 1024
 
 
 @dataclass(slots=True)
@@ -58,7 +61,9 @@ class _CompiledSet:
 class RuleEngine:
     """The compiled rules of one paranoia level."""
 
-    def __init__(self, paranoia: int, rules: Iterable[Rule] = RULES) -> None:
+    def __init__(
+        self, paranoia: int, rules: Iterable[Rule] = RULES, *, memo_size: int = 4096
+    ) -> None:
         chosen = [rule for rule in rules if rule.paranoia <= paranoia]
         self._sets = {
             target: _CompiledSet([r for r in chosen if target in r.targets])
@@ -76,6 +81,10 @@ class RuleEngine:
             )
             for target in ALL_TARGETS
         }
+        # (target, value) -> the rules it matches: the same header values and
+        # search parameters come back on request after request.
+        self._memo: BoundedMemo[tuple[str, str], tuple[Rule, ...]]
+        self._memo = BoundedMemo(memo_size)
 
     def scan(
         self,
@@ -87,20 +96,32 @@ class RuleEngine:
         header: str | None = None,
     ) -> None:
         """Match one value and its decodings; record every rule that fires."""
+        short = len(value) <= _MEMO_MAX_CHARS
+        matched = self._memo.get((target, value)) if short else None
+        if matched is None:
+            matched = self._match(target, value)
+            if short:
+                self._memo.put((target, value), matched)
+        for rule in matched:
+            _record(rule, findings, excluded, header)
+
+    def _match(self, target: str, value: str) -> tuple[Rule, ...]:
+        """Every rule that matches ``value`` or one of its decodings, once."""
         compiled = self._sets[target]
         found = variants(value)
+        matched: dict[str, Rule] = {}
         for text in found:
-            for rule in compiled.match(text):
-                _record(rule, findings, excluded, header)
+            matched.update((rule.id, rule) for rule in compiled.match(text))
         unquoted = shell_unquoted(found[-1])
         if unquoted is not None:
-            for rule in self._cmdline[target].match(unquoted):
-                _record(rule, findings, excluded, header)
+            cmdline = self._cmdline[target]
+            matched.update((rule.id, rule) for rule in cmdline.match(unquoted))
         decoded = base64_text(value) if len(value) >= 16 else None
         if decoded is not None:
             for text in variants(decoded):
-                for rule in self._base64[target].match(text):
-                    _record(rule, findings, excluded, header)
+                base64 = self._base64[target]
+                matched.update((rule.id, rule) for rule in base64.match(text))
+        return tuple(matched.values())
 
 
 def _record(
