@@ -79,6 +79,7 @@ if __name__ == "__main__":
         port=port,
         workers=workers,
         lifespan="on",
+        http="httptools",  # the gateway's parser (kaitiaki.gateway.listener)
         access_log=False,
         server_header=False,
         proxy_headers=False,
