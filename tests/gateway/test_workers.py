@@ -4,14 +4,23 @@ is refused at start, with the setting named, before any worker runs."""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from kaitiaki.cli.serve import _serve_workers
+from kaitiaki.demo import wait_for_port
 from kaitiaki.errors import KaitiakiError
 from kaitiaki.settings import parse_settings
-from tests.gateway.conftest import gateway_toml
+from tests.conftest import ThreadServer, free_port
+from tests.gateway.conftest import Recorder, StandIn, gateway_toml, upstream_app
 
 
 @pytest.mark.parametrize(
@@ -30,3 +39,84 @@ def test_workers_refuse_what_one_process_must_hold(
     assert settings.gateway.workers == 2
     with pytest.raises(KaitiakiError, match=named.replace("[", r"\[")):
         _serve_workers(argparse.Namespace(config=None), settings)
+
+
+WORKERS = """
+[gateway]
+host = "127.0.0.1"
+port = {port}
+public_url = "https://gw.example"
+upstream = "{upstream}/fhir"
+instance = "pool"
+workers = 2
+[auth]
+issuer = "{issuer}"
+audience = "https://gw.example/fhir"
+algorithms = ["ES256"]
+[audit]
+sink = "sqlite"
+path = "{root}/audit.sqlite"
+"""
+
+
+def _burst(port: int, count: int) -> list[bytes]:
+    """``count`` keep-alive connections opened at once, then one request each."""
+    request = b"GET /fhir/metadata HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    sockets = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.settimeout(10)
+            sock.sendall(request)
+        return [sock.recv(65536) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _instances(root: Path) -> list[str]:
+    with sqlite3.connect(root / "audit.sqlite") as db:
+        rows = db.execute(
+            "SELECT instance FROM audit_event WHERE route = '/fhir/metadata'"
+        )
+        return [row[0] for row in rows]
+
+
+def test_workers_each_take_a_share_of_a_connection_burst(
+    standin: StandIn, recorder: Recorder, tmp_path: Path
+) -> None:
+    # One shared socket lets the first worker to wake accept the whole burst
+    # of keep-alive connections; a socket per worker (SO_REUSEPORT) lets the
+    # kernel spread them, and a replaced worker takes its socket over.
+    with ThreadServer(upstream_app(recorder)) as upstream:
+        port = free_port()
+        config = tmp_path / "kaitiaki.toml"
+        config.write_text(
+            WORKERS.format(
+                port=port, upstream=upstream.url, issuer=standin.url, root=tmp_path
+            )
+        )
+        config.chmod(0o600)
+        with (tmp_path / "gateway.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kaitiaki", "serve", "--config", str(config)],
+                cwd=tmp_path,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        try:
+            assert wait_for_port("127.0.0.1", port, timeout=30)
+            replies = _burst(port, 24)
+            assert all(reply.startswith(b"HTTP/1.1 200") for reply in replies)
+            served = set(_instances(tmp_path))
+            assert len(served) == 2, served
+
+            victim = int(sorted(served)[0].rsplit("-", 1)[1])
+            os.kill(victim, signal.SIGKILL)
+            time.sleep(3)  # the supervisor checks every half second
+            replies = _burst(port, 24)
+            assert all(reply.startswith(b"HTTP/1.1 200") for reply in replies)
+            after = set(_instances(tmp_path)) - served
+            assert len(after) == 1, after  # the replacement, on the same port
+        finally:
+            process.terminate()
+            process.wait(timeout=30)

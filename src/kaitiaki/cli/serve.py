@@ -1,5 +1,5 @@
-"""``kaitiaki serve``: the gateway on one listener or on worker processes
-sharing it, with the admin plane beside it when enabled."""
+"""``kaitiaki serve``: the gateway on one listener or on worker processes,
+with the admin plane beside it when enabled."""
 
 from __future__ import annotations
 
@@ -46,9 +46,9 @@ def gateway_worker() -> Any:
 
 
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
-    """Several gateway processes sharing one listening socket."""
-    from uvicorn.supervisors import Multiprocess
-
+    """Several gateway processes, each on its own socket where the kernel
+    can balance them (``kaitiaki.gateway.workers``)."""
+    from kaitiaki.gateway.workers import BalancedWorkers, worker_sockets
     from kaitiaki.iam.listeners import gateway_head_bytes, server_config
 
     if settings.gateway.tls_cert is not None:
@@ -81,7 +81,14 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         workers=settings.gateway.workers,
         max_head_bytes=gateway_head_bytes(settings.gateway),
     )
-    Multiprocess(config, sockets=[config.bind_socket()]).run()
+    try:
+        sockets = worker_sockets(config)
+    except OSError as exc:
+        raise KaitiakiError(
+            f"gateway.port: cannot listen on {config.host}:{config.port}: "
+            f"{exc.strerror}"
+        ) from exc
+    BalancedWorkers(config, sockets).run()
     return 0
 
 
