@@ -23,7 +23,7 @@ from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.settings import Settings
 
 if TYPE_CHECKING:
-    from kaitiaki.gateway.exchange import Trail
+    from kaitiaki.gateway.trail import Trail
 
 __all__ = ["GatewayAudit"]
 

@@ -23,7 +23,7 @@ from kaitiaki.settings import RestRoute
 
 if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive
-    from kaitiaki.gateway.exchange import Trail
+    from kaitiaki.gateway.trail import Trail
 
 __all__ = ["find_rest_route", "handle_rest"]
 
@@ -59,7 +59,7 @@ async def handle_rest(
 ) -> Reply:
     # The FHIR path's token step and bounded, streamed body reader (same
     # rules, same limits, same trail).
-    from kaitiaki.gateway.exchange import _read_body as read_body
+    from kaitiaki.gateway.bodies import read_body
     from kaitiaki.gateway.exchange import authenticate_caller
 
     route, document = found
