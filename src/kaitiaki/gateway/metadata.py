@@ -7,6 +7,7 @@ import logging
 
 import aiohttp
 
+from kaitiaki.bounded import read_bounded
 from kaitiaki.controls.content import Validator
 from kaitiaki.errors import ConfigError
 from kaitiaki.settings import Settings
@@ -38,7 +39,7 @@ async def load_validator(
                 total=settings.gateway.upstream_timeout_seconds
             ),
         ) as response:
-            body = await response.content.read(_MAX_METADATA_BYTES + 1)
+            body = await read_bounded(response, _MAX_METADATA_BYTES)
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ConfigError(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from kaitiaki.bounded import read_bounded
 from kaitiaki.errors import UpstreamFailed
 
 __all__ = ["UpstreamReply", "forward"]
@@ -78,7 +79,7 @@ async def forward(
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
-            payload = await response.content.read(MAX_REPLY_BYTES + 1)
+            payload = await read_bounded(response, MAX_REPLY_BYTES)
             if len(payload) > MAX_REPLY_BYTES:
                 raise UpstreamFailed(
                     "The upstream reply was too large.", detail="upstream_too_large"

@@ -17,6 +17,7 @@ import aiohttp
 from joserfc import jwt
 from joserfc.jwk import Key
 
+from kaitiaki.bounded import read_bounded
 from kaitiaki.issuer.assertion import CLIENT_ASSERTION_TYPE
 from kaitiaki.issuer.keys import algorithm_for, load_private_key
 from kaitiaki.issuer.refusals import TokenRequestFailed
@@ -92,7 +93,7 @@ def build_dpop_proof(
 
 
 async def _read_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
-    body = await response.content.read(MAX_RESPONSE_BYTES + 1)
+    body = await read_bounded(response, MAX_RESPONSE_BYTES)
     if len(body) > MAX_RESPONSE_BYTES:
         raise TokenRequestFailed(
             "the issuer's response is too large", error="invalid_response"

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from kaitiaki.bounded import read_bounded
 from kaitiaki.strictjson import loads_strict
 
 __all__ = ["check_endpoint", "discover", "fetch_json", "read_json"]
@@ -24,7 +25,7 @@ async def read_json(
     """The body of a 200 reply as one strict JSON object, or ValueError."""
     if resp.status != 200:
         raise ValueError(f"status {resp.status}")
-    body = await resp.content.read(max_bytes + 1)
+    body = await read_bounded(resp, max_bytes)
     if len(body) > max_bytes:
         raise ValueError("document too large")
     document = loads_strict(body, max_depth=16)
