@@ -4,28 +4,34 @@ Run: ``.venv/bin/python bench/limits_bench.py [--rounds N] [--redis URL]``.
 One decision at a time, so the Redis numbers are latencies, not throughput.
 The machines here are shared, so in-process numbers are the best of several
 repeats (as ``timeit`` advises), and every Redis decision is timed right
-after a PING on the same connection and compared by medians. Reported in µs:
+after a PING on the same client and connection, cases taking turns in blocks,
+and compared by medians. Reported in µs:
 
 * memory store alone: one GCRA check; rate + daily + monthly quota;
 * ``RateLimits.check_client`` on memory: the whole throttle step (route group,
   cost, policy lookup, store, headers);
 * a bare ``PING`` with the same redis-py client (the anchor); an ``EVALSHA``
-  of a script that only returns a constant (the floor for any script);
-* the Redis store (one ``EVALSHA`` per decision) and ``check_client`` on it,
-  as ratios to the PING.
+  of a script that only returns a constant (the floor for any script); one
+  that runs only ``TIME``, ``GET`` and ``SET ... PX`` (the floor for a rate
+  decided on Redis' clock);
+* the Redis store (one ``EVALSHA`` per decision; one check also on the
+  gateway's clock, without ``TIME``) and ``check_client`` on it, as ratios to
+  the PING, with the lowest and highest ratio of one block of 200 pairs.
 
-Keys use a unique prefix and are deleted at the end.
+Redis must be on loopback. Keys use a unique prefix and are deleted at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
 import time
 import timeit
 import uuid
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 import redis
 
@@ -35,6 +41,7 @@ from kaitiaki.limits.policy import Policy
 from kaitiaki.limits.redisstore import RedisStore
 
 START = 1_800_000_000.0
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 SETTINGS = {
     "default_rate": "1000000/second",
     "routes": {"read": {"daily": 10**12, "monthly": 10**12}},
@@ -81,74 +88,139 @@ async def facade_memory(rounds: int) -> float:
     return best
 
 
-async def _paired(
-    ping: Callable[[], Awaitable[object]],
-    measured: Callable[[], Awaitable[object]],
-    rounds: int,
-) -> tuple[float, float]:
-    pings, others = [], []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        await ping()
-        middle = time.perf_counter()
-        await measured()
-        pings.append(middle - started)
-        others.append(time.perf_counter() - middle)
-    return statistics.median(pings) * 1e6, statistics.median(others) * 1e6
+# The commands any decision on Redis' clock needs for one rate (TIME, GET, SET
+# PX), with nothing parsed and a fixed reply: what is left above this is the
+# store's own work, in Redis and in Python.
+FLOOR = """
+local time = redis.call('TIME')
+local now = tonumber(time[1]) + tonumber(time[2]) / 1000000
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+redis.call('SET', KEYS[1], string.format('%.17g', tat + 1e-6), 'PX', '60001')
+return {ok = '1 -1 0 0'}
+"""
+CONSTANT = "return {ok = '1 -1 0 0'}"
+BLOCK = 200
+
+Case = Callable[[], Awaitable[object]]
 
 
-async def redis_numbers(url: str, rounds: int) -> dict[str, tuple[float, float]]:
+async def _interleaved(
+    cases: dict[str, tuple[Case, Case]], rounds: int
+) -> dict[str, tuple[float, float, float, float]]:
+    """Each decision right after a PING on the same client; cases take turns
+    in blocks, in a shuffled order each round, so load that comes and goes
+    falls on every case alike.
+
+    Per case: the median PING and decision in µs over all pairs, and the
+    lowest and highest ratio of one block's medians.
+    """
+    pings: dict[str, list[float]] = {name: [] for name in cases}
+    others: dict[str, list[float]] = {name: [] for name in cases}
+    blocks: dict[str, list[float]] = {name: [] for name in cases}
+    order = list(cases)
+    shuffle = random.Random(20261204).shuffle
+    for _ in range(max(1, rounds // BLOCK)):
+        shuffle(order)
+        for name in order:
+            ping, measured = cases[name]
+            block_pings, block_others = [], []
+            for _ in range(BLOCK):
+                started = time.perf_counter()
+                await ping()
+                middle = time.perf_counter()
+                await measured()
+                block_pings.append(middle - started)
+                block_others.append(time.perf_counter() - middle)
+            pings[name] += block_pings
+            others[name] += block_others
+            ratio = statistics.median(block_others) / statistics.median(block_pings)
+            blocks[name].append(ratio)
+    return {
+        name: (
+            statistics.median(pings[name]) * 1e6,
+            statistics.median(others[name]) * 1e6,
+            min(blocks[name]),
+            max(blocks[name]),
+        )
+        for name in cases
+    }
+
+
+async def redis_numbers(
+    url: str, rounds: int
+) -> dict[str, tuple[float, float, float, float]]:
     prefix = f"kaitiaki-bench:{uuid.uuid4().hex}:"
     store, clock = RedisStore(url, prefix=prefix, timeout=2.0), Clock()
+    gateway = RedisStore(url, prefix=prefix + "g:", timeout=2.0, server_clock=False)
     policy = Policy(LimitSettings.model_validate(SETTINGS))
     one = policy.request_checks("search", 1, START, client_id="bench")
     three = policy.request_checks("read", 1, START, client_id="bench")
-    settings = LimitSettings.model_validate(
-        {**SETTINGS, "backend": "redis", "redis_url": url, "key_prefix": prefix}
-    )
-    limits = RateLimits(settings)
-    constant = store.client.register_script("return '1 -1 0 0'")
-    cases: dict[str, Callable[[], Awaitable[object]]] = {
-        "EVALSHA constant": lambda: constant(keys=[prefix + "c"], args=["x"]),
-        "redis store, 1 check": lambda: store.decide(one, clock.tick()),
-        "redis store, 3 checks": lambda: store.decide(three, clock.tick()),
-        "check_client, redis": lambda: limits.check_client(
-            "bench", clock.tick(), interaction="read"
+    limits = RateLimits(LimitSettings.model_validate(SETTINGS), store=store)
+    client = store.client
+    constant = await client.script_load(CONSTANT)
+    floor = await client.script_load(FLOOR)
+    # Called the way the store calls its script: EVALSHA, one key, one argument.
+    key, argument = (prefix + "floor").encode(), b"x"
+    cases: dict[str, tuple[Case, Case]] = {
+        "EVALSHA constant": (
+            store.ping,
+            lambda: client.evalsha(constant, 1, key, argument),
+        ),
+        "TIME + GET + SET floor": (
+            store.ping,
+            lambda: client.evalsha(floor, 1, key, argument),
+        ),
+        "redis store, 1 check": (store.ping, lambda: store.decide(one, clock.tick())),
+        "  on the gateway's clock": (
+            gateway.ping,
+            lambda: gateway.decide(one, clock.tick()),
+        ),
+        "redis store, 3 checks": (
+            store.ping,
+            lambda: store.decide(three, clock.tick()),
+        ),
+        "check_client, redis": (
+            store.ping,
+            lambda: limits.check_client("bench", clock.tick(), interaction="read"),
         ),
     }
     try:
-        for case in cases.values():
+        for ping, case in cases.values():
+            await ping()
             await case()
-        return {
-            name: await _paired(store.ping, case, rounds)
-            for name, case in cases.items()
-        }
+        return await _interleaved(cases, rounds)
     finally:
-        await limits.close()
-        await store.close()
-        client = redis.Redis.from_url(url)
-        keys = list(client.scan_iter(match=prefix + "*"))
+        await limits.close()  # and the store it decides on
+        await gateway.close()
+        cleanup = redis.Redis.from_url(url)
+        keys = list(cleanup.scan_iter(match=prefix + "*"))
         if keys:
-            client.delete(*keys)
-        client.close()
+            cleanup.delete(*keys)
+        cleanup.close()
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=20000)
-    parser.add_argument("--redis-rounds", type=int, default=3000)
+    parser.add_argument(
+        "--redis-rounds", type=int, default=3000, help="PING pairs per Redis case"
+    )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
+    if urlsplit(args.redis).hostname not in LOOPBACK:
+        parser.error("--redis: a loopback URL (127.0.0.1, ::1 or localhost)")
 
-    print(f"{'measure':<26} {'µs':>9} {'PING µs':>9} {'ratio':>7}")
+    print(f"{'measure':<26} {'µs':>9} {'PING µs':>9} {'ratio':>7}  blocks")
     numbers = memory_numbers(args.rounds)
     numbers["check_client, memory"] = await facade_memory(args.rounds)
     for name, value in numbers.items():
         print(f"{name:<26} {value:9.2f}")
-    for name, (ping, value) in (
+    for name, (ping, value, low, high) in (
         await redis_numbers(args.redis, args.redis_rounds)
     ).items():
-        print(f"{name:<26} {value:9.1f} {ping:9.1f} {value / ping:7.2f}")
+        ratio = value / ping
+        print(f"{name:<26} {value:9.1f} {ping:9.1f} {ratio:7.2f}  {low:.2f}-{high:.2f}")
 
 
 if __name__ == "__main__":

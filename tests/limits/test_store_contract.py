@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 
 from kaitiaki.limits.checks import Check, LimitStore
 from kaitiaki.limits.memory import MemoryStore
 from kaitiaki.limits.redisstore import RedisStore
-from tests.redis_support import SHARED_REDIS
+from tests.redis_support import SHARED_REDIS, OwnRedis
 
 pytestmark = pytest.mark.anyio
 
@@ -100,6 +101,18 @@ async def test_quota_counts_cost_until_window_end(store: LimitStore) -> None:
     assert not await admitted(store, [quota()], T0 + 99)
 
 
+async def test_quota_long_past_its_window_end_is_still_decided(
+    store: LimitStore,
+) -> None:
+    # A gateway clock well behind Redis' clock: the counter's expiry is
+    # already past, which Redis' SET ... PX would refuse if it were not
+    # kept to at least 1 ms.
+    verdict = await store.decide([rate(), quota(ends_at=T0 - 120)], T0)
+    assert verdict.admitted
+    assert verdict.remaining == (2, 4)
+    assert verdict.reset[1] == pytest.approx(-120.0)
+
+
 async def test_rolling_units_leave_after_the_window(store: LimitStore) -> None:
     assert await admitted(store, [rolling(cost=3)], T0)
     assert await admitted(store, [rolling()], T0 + 60)
@@ -117,6 +130,10 @@ async def test_concurrency_caps_leases_until_released(store: LimitStore) -> None
     assert not await admitted(store, [lease("c")], T0)
     await store.release([lease("a")])
     assert await admitted(store, [lease("c")], T0)
+
+
+async def test_no_checks_are_admitted(store: LimitStore) -> None:
+    assert await store.decide([], T0) == (True, -1, (), ())
 
 
 async def test_concurrency_lease_expires_by_itself(store: LimitStore) -> None:
@@ -165,3 +182,66 @@ async def test_redis_store_is_exact_for_concurrent_clients(redis_prefix: str) ->
         for store in stores:
             await store.close()
     assert sum(verdict.admitted for verdict in verdicts) == 7
+
+
+async def test_redis_store_keys_expire_a_minute_after_their_window(
+    redis_prefix: str,
+) -> None:
+    store = RedisStore(
+        SHARED_REDIS, prefix=redis_prefix, timeout=5.0, server_clock=False
+    )
+    checks = [rate(interval=10.0), quota(ends_at=T0 + 100), rolling(), lease("a")]
+    try:
+        assert (await store.decide(checks, T0)).admitted
+        ttls = [await store.client.pttl(redis_prefix + c.key) for c in checks]
+    finally:
+        await store.close()
+    # One rate unit's 10 s, the quota window's 100 s, three 60 s slices, the
+    # lease's 30 s; each with the minute's margin, counted by Redis' own clock.
+    for ttl, most in zip(ttls, [70_000, 160_000, 240_000, 90_000], strict=True):
+        assert most - 5_000 < ttl <= most
+
+
+async def test_redis_store_decides_in_one_command(
+    redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One round trip per decision, however many checks it holds."""
+    store = RedisStore(SHARED_REDIS, prefix=redis_prefix, timeout=5.0)
+    sent: list[Any] = []
+    execute = store.client.execute_command
+
+    async def counted(*args: Any, **options: Any) -> Any:
+        sent.append(args[0])
+        return await execute(*args, **options)
+
+    try:
+        await store.decide([rate()], T0)  # loads the script if Redis lacks it
+        monkeypatch.setattr(store.client, "execute_command", counted)
+        await store.decide([rate(), quota(), rolling(), lease("a")], T0)
+        await store.decide([rate()], T0)
+    finally:
+        await store.close()
+    assert sent == ["EVALSHA", "EVALSHA"]
+
+
+async def test_redis_store_reloads_its_script_after_a_flush(
+    own_redis: OwnRedis,
+) -> None:
+    store = RedisStore(own_redis.url, prefix="t:", timeout=5.0, server_clock=False)
+    try:
+        assert await admitted(store, [rate()], T0)
+        await store.client.script_flush()
+        assert await admitted(store, [rate()], T0)
+        verdict = await store.decide([rate()], T0)
+    finally:
+        await store.close()
+    assert verdict.remaining == (0,)
+
+
+def test_redis_store_argument_keeps_a_bounded_number_of_shapes() -> None:
+    store = RedisStore(SHARED_REDIS, prefix="unused:", timeout=1.0)
+    for cost in range(5000):
+        keys, argument = store._pack([rate(cost=cost), lease("a")], "redis")
+    assert len(store._shapes) <= 4096
+    assert keys == [b"unused:r", b"unused:c"]
+    assert argument == b"redis rate 3 4999 10.0 0.0 0 - concurrency 2 1 30.0 0.0 0 a"

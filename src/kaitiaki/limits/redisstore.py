@@ -22,16 +22,11 @@ from kaitiaki.limits.scripts import DECIDE, RELEASE
 
 __all__ = ["RedisStore"]
 
-
-def _argument(checks: Sequence[Check], now: float | None) -> str:
-    return "|".join(
-        ["redis" if now is None else repr(now)]
-        + [
-            f"{c.kind} {c.limit} {c.cost} {c.interval!r} {c.ends_at!r} {c.slices} "
-            f"{c.lease or '-'}"
-            for c in checks
-        ]
-    )
+# A check as the script reads it, but for its lease: kind, limit, cost,
+# interval, ends_at, slices. Policies, costs and window ends are few, so
+# shapes are too; the bound only caps a surprise.
+Shape = tuple[str, int, int, float, float, int]
+_SHAPES_KEPT = 4096
 
 
 class RedisStore:
@@ -56,16 +51,37 @@ class RedisStore:
         # The script cache key Redis itself uses, not a security measure.
         self._sha = hashlib.sha1(DECIDE.encode(), usedforsecurity=False).hexdigest()
         self._release = self.client.register_script(RELEASE)
+        # Each shape's text, formatted once: a float's repr is the dearest part
+        # of the argument, and a decision should cost little beside its round trip.
+        self._shapes: dict[Shape, str] = {}
+
+    def _pack(self, checks: Sequence[Check], clock: str) -> tuple[list[bytes], bytes]:
+        """A decision's keys and its one argument, as bytes (which redis-py's
+        encoder passes through untouched)."""
+        prefix, shapes = self._prefix, self._shapes
+        keys, parts = [], [clock]
+        for kind, key, _, _, limit, cost, interval, ends_at, slices, lease in checks:
+            keys.append((prefix + key).encode())
+            shape = (kind, limit, cost, interval, ends_at, slices)
+            text = shapes.get(shape)
+            if text is None:
+                if len(shapes) >= _SHAPES_KEPT:
+                    shapes.clear()
+                text = f"{kind} {limit} {cost} {interval!r} {ends_at!r} {slices}"
+                shapes[shape] = text
+            parts += (text, lease or "-")
+        return keys, " ".join(parts).encode()
 
     async def decide(self, checks: Sequence[Check], now: float) -> Verdict:
-        keys = [self._prefix + check.key for check in checks]
-        argument = _argument(checks, None if self._server_clock else now)
+        keys, argument = self._pack(
+            checks, "redis" if self._server_clock else repr(now)
+        )
         try:
             try:
                 raw = await self.client.evalsha(self._sha, len(keys), *keys, argument)
             except NoScriptError:
                 # Redis restarted or its script cache was flushed.
-                self._sha = await self.client.script_load(DECIDE)
+                await self.client.script_load(DECIDE)
                 raw = await self.client.evalsha(self._sha, len(keys), *keys, argument)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
@@ -74,7 +90,7 @@ class RedisStore:
             fields[0] == b"1",
             int(fields[1]),
             tuple(map(int, fields[2::2])),
-            tuple([int(value) * 1e-9 for value in fields[3::2]]),
+            tuple(map(float, fields[3::2])),
         )
 
     async def release(self, checks: Sequence[Check]) -> None:

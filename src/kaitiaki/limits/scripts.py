@@ -1,16 +1,24 @@
 """The Lua scripts the Redis store runs: one decision, one round trip.
 
 ``DECIDE`` mirrors :func:`kaitiaki.limits.memory.evaluate` step for step, so
-both stores pass the same contract tests. The one argument is ``now`` (or
-``redis``: Redis' own ``TIME``, one clock for every replica), then per check
-``kind limit cost interval ends_at slices lease`` (space-separated), all
-joined by ``|``. Floats go in, and are stored, as ``%.17g`` text, which
-round-trips a double exactly. The reply is one space-separated string:
-admitted (1/0), index of the failed check (-1 when none), then per check the
-units remaining and the reset in nanoseconds. One argument and a flat reply
-keep the client's packing and parsing close to a bare PING. Every key gets a
-relative expiry (Redis' own clock) with a minute's margin, so counters vanish
-by themselves and gateway clock skew cannot cut a window short.
+both stores pass the same contract tests. Its one argument is space-separated
+text: ``now`` (or ``redis``: Redis' own ``TIME``, one clock for every
+replica), then seven fields per check, ``kind limit cost interval ends_at
+slices lease`` (``-`` for no lease). Floats go in, and are stored, as
+``%.17g`` text, which round-trips a double exactly. The reply is a status
+string: admitted (1/0), index of the failed check (-1 when none), then per
+check the units remaining and the reset in seconds (``%.17g`` again, so it
+equals the memory store's).
+
+Every step is chosen for what it costs Redis and the client per decision,
+since a decision should cost little more than one round trip: one argument
+and a status reply pack and parse like a ``PING``; one ``MGET`` reads every
+rate and quota counter (it answers nil for the rolling and concurrency keys,
+which are read by type); a quota is written with one ``SET`` rather than
+``INCRBY`` and ``PEXPIRE``; and numbers go to Redis as text formatted here,
+because Redis formats a Lua number with the slower ``%.17g``. Every key gets
+a relative expiry (Redis' own clock) with a minute's margin, so counters
+vanish by themselves and gateway clock skew cannot cut a window short.
 """
 
 from __future__ import annotations
@@ -18,51 +26,50 @@ from __future__ import annotations
 __all__ = ["DECIDE", "RELEASE"]
 
 DECIDE = """
-local specs = {}
-for spec in string.gmatch(ARGV[1], '[^|]+') do specs[#specs + 1] = spec end
-local now = tonumber(specs[1])
+local argument = ARGV[1]
+local clock, at = string.match(argument, '^(%S+)()')
+local now = tonumber(clock)
 if now == nil then
   local time = redis.call('TIME')
   now = tonumber(time[1]) + tonumber(time[2]) / 1000000
 end
 local n = #KEYS
-local failed = -1
-local out = {}
-local kinds, a, b, c = {}, {}, {}, {}
-
-local function floor0(x)
-  local v = math.floor(x + 1e-9)
-  if v < 0 then return 0 end
-  return v
-end
+local values = {}
+if n > 0 then values = redis.call('MGET', unpack(KEYS)) end
+local reply = {'1 -1'}
+-- What an admitted check writes: the value (a), the seconds it must outlive
+-- (b), the stale slices or the lease (c), a rolling window's cost.
+local kinds, a, b, c, costs = {}, {}, {}, {}, {}
 
 for i = 1, n do
   local key = KEYS[i]
-  local kind, limit, cost, interval, ends_at, slices, lease = string.match(
-    specs[i + 1], '(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)')
+  local kind, limit, cost, interval, ends_at, slices, lease
+  kind, limit, cost, interval, ends_at, slices, lease, at = string.match(argument,
+    '^ (%a+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)()', at)
   limit, cost, interval = tonumber(limit), tonumber(cost), tonumber(interval)
   local ok, remaining, reset = true, 0, 0
   if kind == 'rate' then
-    local tat = tonumber(redis.call('GET', key) or '0')
+    local tat = tonumber(values[i] or '0')
     if tat < now then tat = now end
     local new_tat = tat + cost * interval
     local allow_at = new_tat - limit * interval
     if allow_at > now then
-      ok, remaining = false, floor0((now - (tat - limit * interval)) / interval)
-      reset = allow_at - now
+      local free = (now - (tat - limit * interval)) / interval
+      ok, remaining, reset = false, math.floor(free + 1e-9), allow_at - now
     else
-      remaining, reset = floor0((now - allow_at) / interval), new_tat - now
-      a[i], b[i] = new_tat, math.ceil((new_tat - now) * 1000) + 60000
+      remaining = math.floor((now - allow_at) / interval + 1e-9)
+      reset = new_tat - now
+      a[i], b[i] = string.format('%.17g', new_tat), reset
     end
+    if remaining < 0 then remaining = 0 end
   elseif kind == 'quota' then
-    ends_at = tonumber(ends_at)
-    local count = tonumber(redis.call('GET', key) or '0')
-    reset = ends_at - now
+    local count = tonumber(values[i] or '0')
+    reset = tonumber(ends_at) - now
     if count + cost > limit then
       ok, remaining = false, limit - count
     else
       remaining = limit - count - cost
-      a[i], b[i] = cost, math.ceil(reset * 1000) + 60000
+      a[i], b[i] = string.format('%d', count + cost), reset
     end
   elseif kind == 'rolling' then
     slices = tonumber(slices)
@@ -93,7 +100,8 @@ for i = 1, n do
       local first = order[1] or current
       if current < first then first = current end
       remaining, reset = limit - used - cost, (first + slices) * interval - now
-      a[i], b[i], c[i] = current, math.ceil(slices * interval * 1000) + 60000, stale
+      a[i], b[i], c[i] = string.format('%d', current), slices * interval, stale
+      costs[i] = string.format('%d', cost)
     end
   else
     local held = redis.call('ZCOUNT', key, '(' .. string.format('%.17g', now), '+inf')
@@ -101,36 +109,33 @@ for i = 1, n do
       ok, reset = false, 1.0
     else
       remaining = limit - held - 1
-      a[i], b[i], c[i] = now + interval, math.ceil(interval * 1000) + 60000, lease
+      a[i], b[i], c[i] = string.format('%.17g', now + interval), interval, lease
     end
   end
   kinds[i] = kind
-  if not ok and failed < 0 then failed = i - 1 end
-  out[#out + 1] = remaining
-  out[#out + 1] = string.format('%d', math.floor(reset * 1e9 + 0.5))
+  if not ok and reply[1] == '1 -1' then reply[1] = '0 ' .. (i - 1) end
+  reply[i + 1] = string.format('%d %.17g', remaining, reset)
 end
 
-if failed < 0 then
+if reply[1] == '1 -1' then
   for i = 1, n do
     local key, kind = KEYS[i], kinds[i]
-    if kind == 'rate' then
-      redis.call('SET', key, string.format('%.17g', a[i]), 'PX', b[i])
-    elseif kind == 'quota' then
-      redis.call('INCRBY', key, a[i])
-      redis.call('PEXPIRE', key, b[i])
+    -- At least 1 ms: PX refuses 0, and a window that ended long ago is gone.
+    local ttl = string.format('%d', math.max(1, math.ceil(b[i] * 1000) + 60000))
+    if kind == 'rate' or kind == 'quota' then
+      redis.call('SET', key, a[i], 'PX', ttl)
     elseif kind == 'rolling' then
       if #c[i] > 0 then redis.call('HDEL', key, unpack(c[i])) end
-      local cost = tonumber(string.match(specs[i + 1], '%S+ %S+ (%S+)'))
-      redis.call('HINCRBY', key, a[i], cost)
-      redis.call('PEXPIRE', key, b[i])
+      redis.call('HINCRBY', key, a[i], costs[i])
+      redis.call('PEXPIRE', key, ttl)
     else
       redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.17g', now))
-      redis.call('ZADD', key, string.format('%.17g', a[i]), c[i])
-      redis.call('PEXPIRE', key, b[i])
+      redis.call('ZADD', key, a[i], c[i])
+      redis.call('PEXPIRE', key, ttl)
     end
   end
 end
-return (failed < 0 and '1 ' or '0 ') .. failed .. ' ' .. table.concat(out, ' ')
+return {ok = table.concat(reply, ' ')}
 """
 
 RELEASE = """
