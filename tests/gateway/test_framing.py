@@ -9,12 +9,14 @@ HRS-* kind of ../shared/cases/attacks.md appears in several spellings.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import GatewayUnderTest
+from kaitiaki.gateway.listener import MAX_PIPELINED
+from tests.gateway.conftest import GatewayUnderTest, StandIn
 from tests.gateway.validation_support import running_gateway
 
 HOST = b"Host: 127.0.0.1\r\n"
@@ -133,15 +135,22 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayUnderTest]:
-    with running_gateway(Path(tmp_path_factory.mktemp("framing"))) as (gateway, _):
-        yield gateway
+def shared(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayUnderTest, StandIn]]:
+    with running_gateway(Path(tmp_path_factory.mktemp("framing"))) as pair:
+        yield pair
 
 
 @pytest.fixture
-def gateway(shared: GatewayUnderTest) -> GatewayUnderTest:
-    shared.recorder.requests.clear()
-    return shared
+def gateway(shared: tuple[GatewayUnderTest, StandIn]) -> GatewayUnderTest:
+    shared[0].recorder.requests.clear()
+    return shared[0]
+
+
+@pytest.fixture
+def issuer(shared: tuple[GatewayUnderTest, StandIn]) -> StandIn:
+    return shared[1]
 
 
 def _exchange(port: int, payload: bytes) -> bytes:
@@ -222,3 +231,183 @@ def test_pipelined_requests_are_each_answered(gateway: GatewayUnderTest) -> None
     last = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
     received = _exchange(port, metadata + last)
     assert received.count(b"HTTP/1.1 200") == 2, received[:200]
+
+
+PATIENT = b'{"resourceType":"Patient"}'
+CHUNKED_POST = (
+    POST
+    + b"Content-Type: application/fhir+json\r\nAccept: application/fhir+json\r\n"
+    + b"Transfer-Encoding: chunked\r\nConnection: close\r\n"
+)
+
+
+def _bearer(issuer: StandIn) -> bytes:
+    token = issuer.token({"scope": "system/*.cruds"})
+    return b"Authorization: Bearer " + token.encode() + b"\r\n"
+
+
+def test_trailer_fields_never_become_header_fields(
+    gateway: GatewayUnderTest, issuer: StandIn
+) -> None:
+    # RFC 9110 §6.5.1: a trailer field is not merged into the header section.
+    # A credential a front proxy never saw as a header authenticates nothing.
+    port = gateway.client.base_url.port
+    assert port is not None
+    body = b"%x\r\n%s\r\n0\r\n" % (len(PATIENT), PATIENT)
+    payload = CHUNKED_POST + b"\r\n" + body + _bearer(issuer) + b"\r\n"
+    received = _exchange(port, payload)
+    assert received.startswith(b"HTTP/1.1 401"), received[:80]
+    assert gateway.recorder.requests == []
+
+
+def test_trailer_fields_are_not_forwarded(
+    gateway: GatewayUnderTest, issuer: StandIn
+) -> None:
+    port = gateway.client.base_url.port
+    assert port is not None
+    body = b"%x\r\n%s\r\n0\r\n" % (len(PATIENT), PATIENT)
+    trailers = b'If-Match: W/"1"\r\nPrefer: return=minimal\r\n\r\n'
+    received = _exchange(
+        port, CHUNKED_POST + _bearer(issuer) + b"\r\n" + body + trailers
+    )
+    assert received.startswith(b"HTTP/1.1 201"), received[:80]
+    [forwarded] = gateway.recorder.requests
+    assert "if-match" not in forwarded["headers"]
+    assert "prefer" not in forwarded["headers"]
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        GET + b"X-Big: ",
+        GET + b"X-Big",
+        CHUNKED_POST + b"\r\n2\r\n{}\r\n0\r\nX-Trailer: ",
+        CHUNKED_POST + b"\r\n2;ext=",
+    ],
+    ids=["value", "name", "trailer", "chunk extension"],
+)
+def test_unterminated_line_sent_in_pieces_is_bounded(
+    gateway: GatewayUnderTest, start: bytes
+) -> None:
+    # The parser holds a field line until its CRLF: without a bound on the
+    # bytes that arrive without one, a single endless line fills the memory.
+    port = gateway.client.base_url.port
+    assert port is not None
+    # A small send buffer: on loopback the kernel buffers (the server's
+    # receive buffer grows to tens of MB) would otherwise take megabytes while
+    # the app runs, and "sent" would measure them rather than the listener.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", port))
+    with sock:
+        sock.sendall(start)
+        sent = 0
+        try:
+            while sent < 4_000_000:
+                sock.sendall(b"q" * 8192)
+                sent += 8192
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused and closed while we were still sending
+        try:
+            received = sock.recv(65536)
+        except ConnectionResetError:
+            received = b""
+    assert sent < 4_000_000
+    assert received == b"" or received.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400"))
+    assert b"qqqq" not in received
+    assert gateway.recorder.requests == []
+
+
+METADATA = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("second", "status"),
+    [
+        (GET + b"X-A: a\rb\r\n\r\n", b"400"),
+        (
+            b"GET http://attacker.example/fhir/Patient HTTP/1.1\r\n" + HOST + b"\r\n",
+            b"400",
+        ),
+        (GET + b"X-Big: " + b"q" * 40_000 + b"\r\n\r\n", b"431"),
+    ],
+    ids=["malformed", "absolute-form", "too large"],
+)
+def test_refusal_of_a_pipelined_request_follows_the_reply_before_it(
+    gateway: GatewayUnderTest, second: bytes, status: bytes
+) -> None:
+    # The refusal answers the request it is about, after the reply to the
+    # request before it; it never stands in for that reply.
+    port = gateway.client.base_url.port
+    assert port is not None
+    received = _exchange(port, METADATA + second)
+    assert received.startswith(b"HTTP/1.1 200"), received[:80]
+    assert received.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 " + status in received
+    assert len(gateway.recorder.requests) == 1
+
+
+def test_reply_is_never_followed_by_a_second_one(gateway: GatewayUnderTest) -> None:
+    # Refused (401) before its body was read; the body then turns out
+    # malformed. The request had its one reply: the connection just closes.
+    port = gateway.client.base_url.port
+    assert port is not None
+    head = (
+        POST + b"Content-Type: application/fhir+json\r\nTransfer-Encoding: chunked\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(head + b"\r\n2\r\n{}\r\n")
+        first = sock.recv(65536)
+        time.sleep(0.1)
+        sock.sendall(b"zz\r\n")
+        received = first
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 401"), received[:80]
+    assert received.count(b"HTTP/1.1 ") == 1
+    assert gateway.recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /fhir/metadata HTTP/1.1\r\n"
+        + HOST
+        + b"Connection: Upgrade, HTTP2-Settings\r\n"
+        b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+        b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"Connection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        b"CONNECT /fhir/metadata HTTP/1.1\r\n" + HOST + b"\r\n",
+    ],
+    ids=["h2c", "websocket", "CONNECT"],
+)
+def test_upgrade_request_is_answered_and_the_connection_closed(
+    gateway: GatewayUnderTest, head: bytes
+) -> None:
+    # Nothing here switches protocols, and the parser stops reading at an
+    # upgrade: the reply closes the connection instead of leaving it to hang.
+    port = gateway.client.base_url.port
+    assert port is not None
+    started = time.monotonic()
+    received = _exchange(port, head + METADATA)
+    assert time.monotonic() - started < 4
+    assert received.startswith((b"HTTP/1.1 400", b"HTTP/1.1 405")), received[:80]
+    assert b"connection: close" in received.lower()
+    assert received.count(b"HTTP/1.1 ") == 1
+    assert gateway.recorder.requests == []
+
+
+def test_pipelined_requests_are_bounded(gateway: GatewayUnderTest) -> None:
+    # llhttp reads every request in the bytes at hand; each waiting one is
+    # held in memory, so a few hundred kilobytes would hold thousands.
+    port = gateway.client.base_url.port
+    assert port is not None
+    count = 4 * MAX_PIPELINED
+    received = _exchange(port, METADATA * count)
+    served = received.count(b"HTTP/1.1 200")
+    assert served == len(gateway.recorder.requests)
+    assert MAX_PIPELINED < served < count
+    assert received.count(b"HTTP/1.1 429") == 1
+    assert received.rindex(b"HTTP/1.1 429") > received.rindex(b"HTTP/1.1 200")

@@ -9,11 +9,30 @@ What it lacks, this protocol adds:
 
 - only origin-form request targets (a path): uvicorn reduces an
   absolute-form target to its path, hiding the host it named;
-- a bound on the message head: llhttp has none, and uvicorn would collect a
-  request line and header fields of any size. A head over ``max_head_bytes``
-  is refused with 431 and the connection closed, before anything reaches the
+- no protocol switch: a request llhttp marks as an upgrade (``Upgrade``
+  named in ``Connection``: h2c, websocket) or a CONNECT is refused with 400
+  and the connection closed. llhttp stops reading at an upgrade, and a front
+  proxy that takes the request for a tunnel would pass on bytes it never read
+  as HTTP;
+- a bound on the message head: llhttp has none, and httptools collects a
+  header line of any size until its CRLF. A head over ``max_head_bytes`` is
+  refused with 431 and the connection closed, before anything reaches the
   app (the gateway's own, configurable ``max_uri_bytes``/``max_header_bytes``
-  checks then run on what is left);
+  checks then run on what is left). The request line and every complete
+  field line are counted in the parser callbacks; what no callback shows (a
+  field line still without its CRLF) is counted per read, from the last LF
+  of the read or, for a read no callback saw, all of it;
+- trailer fields are neither header fields nor forwarded (RFC 9110 §6.5.1):
+  uvicorn would append them to the scope's headers while the app runs. They
+  are dropped, and with chunk extensions (which llhttp skips unseen) bounded
+  like the head: over the bound, 400 and close;
+- at most ``MAX_PIPELINED`` requests waiting behind the one being answered:
+  llhttp reads every request in the bytes at hand, and each waiting one is
+  held in memory. The next one is refused with 429 and the connection closed;
+- one reply per request, in order: a refusal of a pipelined request is
+  written after the replies to the requests before it, and a request that
+  has (begun) its reply gets no second one when the rest of its body turns
+  out malformed; the connection is just closed;
 - a refusal body that is an OperationOutcome naming nothing of the input,
   with the hardening headers and ``Connection: close``;
 - the ASGI TLS extension: uvicorn leaves it empty, so a certificate-bound
@@ -30,24 +49,23 @@ import asyncio
 import ssl
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from kaitiaki.errors import BadRequest, HeadersTooLarge, Refusal
+from kaitiaki.errors import BadRequest, HeadersTooLarge, RateLimited, Refusal
 from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.gateway.responses import FHIR_JSON, security_headers
 
-__all__ = ["DEFAULT_MAX_HEAD_BYTES", "ListenerProtocol"]
+__all__ = ["DEFAULT_MAX_HEAD_BYTES", "MAX_PIPELINED", "ListenerProtocol"]
 
 DEFAULT_MAX_HEAD_BYTES = 32768
+# Requests parsed and waiting behind the one being answered, per connection.
+MAX_PIPELINED = 16
 
-
-class _HeadTooLarge(Exception):
-    """Raised in a parser callback; llhttp stops and uvicorn answers 400,
-    which :meth:`ListenerProtocol.send_400_response` turns into 431."""
-
-
-class _NotOriginForm(Exception):
-    """Raised in a parser callback: a request target that is not a path."""
+# Where the parser is in the current message.
+_IDLE = 0  # between messages
+_HEAD = 1  # request line and header fields
+_BODY = 2  # body, chunk framing and trailer fields
 
 
 def _refusal_bytes(refusal: Refusal) -> bytes:
@@ -68,6 +86,30 @@ _MALFORMED = _refusal_bytes(
 _TOO_LARGE = _refusal_bytes(
     HeadersTooLarge("The request line and header fields are too large.")
 )
+_BODY_FRAMING_TOO_LARGE = _refusal_bytes(
+    BadRequest(
+        "The chunk extensions or trailer fields of the request are too large.",
+        detail="framing",
+    )
+)
+_UPGRADE = _refusal_bytes(
+    BadRequest(
+        "Protocol upgrades and CONNECT are not supported here.",
+        detail="framing",
+    )
+)
+_TOO_MANY = _refusal_bytes(
+    RateLimited("Too many pipelined requests are waiting on this connection.")
+)
+
+
+class _Refused(Exception):
+    """Raised in a parser callback to stop llhttp; ``response`` is the
+    refusal :meth:`ListenerProtocol.data_received` then sends."""
+
+    def __init__(self, response: bytes) -> None:
+        super().__init__()
+        self.response = response
 
 
 def _verified_peer(transport: asyncio.BaseTransport) -> str | None:
@@ -91,8 +133,19 @@ class ListenerProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         configured = self.config.h11_max_incomplete_event_size
         self.max_head_bytes = configured or DEFAULT_MAX_HEAD_BYTES
+        self._phase = _IDLE
+        # Bytes of the head (or of the trailer section) callbacks have shown,
+        # and bytes no callback has shown yet (a field line without its CRLF,
+        # a chunk extension).
         self._head_bytes = 0
-        self._head_too_large = False
+        self._unseen = 0
+        # Per read: no callback ran; a message ended.
+        self._quiet = True
+        self._ended = False
+        # Once refusing, nothing more is parsed; a refusal that must wait for
+        # the replies to the requests before it is kept here.
+        self._refusing = False
+        self._pending: bytes | None = None
         self._peer_pem: str | None = None
         inner = self.app
 
@@ -109,34 +162,142 @@ class ListenerProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._peer_pem = _verified_peer(transport)
 
+    def data_received(self, data: bytes) -> None:
+        if self._refusing:
+            self.flow.pause_reading()
+            return
+        self._unset_keepalive_if_required()
+        self._quiet = True
+        self._ended = False
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # on_headers_complete refuses every upgrade before llhttp stops
+            # for it; should one get through, it is refused all the same.
+            self._refuse(_UPGRADE)
+            return
+        except httptools.HttpParserError as error:
+            cause = error.__context__
+            self._refuse(cause.response if isinstance(cause, _Refused) else _MALFORMED)
+            return
+        if self._quiet:
+            # No callback: every byte went to what none shows yet.
+            self._unseen += len(data)
+        elif self._phase != _HEAD or self._ended:
+            # In a body, the bytes after the last callback may be body data;
+            # after a message ended here, the last LF may be one of its own.
+            self._unseen = 0
+        else:
+            # A field line without its CRLF starts after the last LF.
+            self._unseen = len(data) - data.rfind(b"\n") - 1
+        if self._head_bytes + self._unseen > self.max_head_bytes:
+            too_large = _BODY_FRAMING_TOO_LARGE if self._phase == _BODY else _TOO_LARGE
+            self._refuse(too_large)
+
+    def _refuse(self, response: bytes) -> None:
+        """Answer the request being parsed with ``response`` (once, in its
+        turn) and close the connection; parse nothing more."""
+        self._refusing = True
+        self.flow.pause_reading()
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if self._phase == _BODY:
+            owner = self.cycle
+            if owner.response_started:
+                # The request has its reply: no second one. A reply still
+                # being written is cut short, as by a lost connection.
+                if not owner.response_complete:
+                    owner.disconnected = True
+                    owner.message_event.set()
+                transport.close()
+                return
+            # The refusal is its reply: the app's, if it ever sends one, is
+            # dropped, and it reads a disconnect instead of the body.
+            owner.disconnected = True
+            owner.message_event.set()
+            waiting = next((item for item in self.pipeline if item[0] is owner), None)
+            if waiting is None:
+                transport.write(response)
+                transport.close()
+                return
+            self.pipeline.remove(waiting)
+        else:
+            previous = self.cycle
+            if previous is None or previous.response_complete:
+                transport.write(response)
+                transport.close()
+                return
+        # Requests before it are still being answered: the refusal follows them.
+        self._pending = response
+
+    def on_response_complete(self) -> None:
+        waiting = bool(self.pipeline)
+        super().on_response_complete()
+        if self._refusing:
+            self.flow.pause_reading()
+            if self._pending is not None and not waiting:
+                if not self.transport.is_closing():
+                    self._unset_keepalive_if_required()
+                    self.transport.write(self._pending)
+                    self.transport.close()
+                self._pending = None
+
     def on_message_begin(self) -> None:
+        self._phase = _HEAD
         self._head_bytes = 0
+        self._unseen = 0
+        self._quiet = False
         super().on_message_begin()
 
     def _count(self, size: int) -> None:
         self._head_bytes += size
         if self._head_bytes > self.max_head_bytes:
-            self._head_too_large = True
-            raise _HeadTooLarge
+            if self._phase == _BODY:
+                raise _Refused(_BODY_FRAMING_TOO_LARGE)
+            raise _Refused(_TOO_LARGE)
 
     def on_url(self, url: bytes) -> None:
+        self._quiet = False
         self._count(len(url))
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        # llhttp may deliver a long name or value in several pieces; each
-        # piece counts, with the line's ": " and CRLF.
+        # httptools calls this once per field line, when the next one starts;
+        # count the line's ": " and CRLF too.
+        self._quiet = False
         self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        if self._phase == _HEAD:
+            super().on_header(name, value)
+        # else a trailer field: counted, never a header field, never forwarded.
 
     def on_headers_complete(self) -> None:
         # Only origin-form ("/path?query"): uvicorn would reduce an
         # absolute-form target to its path, hiding the host it named, and an
         # authority-form (CONNECT) or asterisk-form target has no path.
         if not self.url.startswith(b"/"):
-            raise _NotOriginForm
+            raise _Refused(_MALFORMED)
+        if self.parser.should_upgrade():
+            raise _Refused(_UPGRADE)
+        if len(self.pipeline) >= MAX_PIPELINED:
+            raise _Refused(_TOO_MANY)
+        self._phase = _BODY
+        self._head_bytes = 0
+        self._unseen = 0
+        self._quiet = False
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        self._quiet = False
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._phase = _IDLE
+        self._head_bytes = 0
+        self._unseen = 0
+        self._quiet = False
+        self._ended = True
+        super().on_message_complete()
+
     def send_400_response(self, msg: str) -> None:
-        self.transport.write(_TOO_LARGE if self._head_too_large else _MALFORMED)
-        self.transport.close()
+        self._refuse(_MALFORMED)
