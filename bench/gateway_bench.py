@@ -368,6 +368,51 @@ def soak(
     }
 
 
+def equal_load(
+    layers: list[Server],
+    path: str,
+    headers: dict[str, str],
+    peak: float,
+    args: argparse.Namespace,
+    root: Path,
+) -> dict[str, Any]:
+    """Latency of the pass-through and the full pipeline at one offered rate,
+    half the full pipeline's peak: what the controls add at the same load,
+    rather than at each layer's own saturation."""
+    connections = 16
+    rate = peak * 0.5
+    script = root / "equal.lua"
+    script.write_text(
+        f"function delay() return {max(1, int(connections * 1000 / rate))} end\n"
+    )
+    chosen = [x for x in layers if x.name in ("kaitiaki-passthrough", "kaitiaki-full")]
+    runs: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for _ in range(args.rounds):
+        for layer in chosen:
+            _, achieved, latency, _ = wrk(
+                f"http://127.0.0.1:{layer.port}{path}",
+                headers,
+                seconds=args.duration,
+                connections=connections,
+                script=script,
+            )
+            runs.setdefault(layer.name, []).append((achieved, latency))
+    found: dict[str, Any] = {"target_rps": round(rate, 1)}
+    for name, samples in runs.items():
+        found[name] = {
+            "achieved_rps": statistics.median(s[0] for s in samples),
+            "p50_ms": statistics.median(s[1].get("p50", 0.0) for s in samples),
+            "p99_ms": statistics.median(s[1].get("p99", 0.0) for s in samples),
+        }
+    if len(runs) == 2:
+        found["p99_ratio"] = round(
+            found["kaitiaki-full"]["p99_ms"]
+            / max(found["kaitiaki-passthrough"]["p99_ms"], 1e-9),
+            2,
+        )
+    return found
+
+
 def machine() -> dict[str, Any]:
     model = ""
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -513,6 +558,14 @@ def report(
         "duration": args.duration,
         "connections": args.connections,
     }
+    meta["equal_load"] = equal_load(
+        layers,
+        path,
+        headers,
+        summary["kaitiaki-full"]["requests_per_second"],
+        args,
+        root,
+    )
     if args.soak:
         full = next(x for x in layers if x.name == "kaitiaki-full")
         peak = summary["kaitiaki-full"]["requests_per_second"]
@@ -524,6 +577,15 @@ def report(
     result = {"meta": meta, "summary": summary, "samples": [asdict(s) for s in samples]}
     (out / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
     table = markdown(summary, meta)
+    same = meta["equal_load"]
+    if "p99_ratio" in same:
+        full, hop = same["kaitiaki-full"], same["kaitiaki-passthrough"]
+        table += (
+            f"\nAt equal load ({same['target_rps']:.0f} req/s offered, 16 "
+            f"connections): pass-through p50 {hop['p50_ms']:.2f} ms, p99 "
+            f"{hop['p99_ms']:.2f} ms; full pipeline p50 {full['p50_ms']:.2f} ms, "
+            f"p99 {full['p99_ms']:.2f} ms: {same['p99_ratio']:.2f}x.\n"
+        )
     if "soak" in meta:
         s = meta["soak"]
         table += (

@@ -42,7 +42,11 @@ def gateway_worker() -> Any:
     gateway = settings.gateway.model_copy(
         update={"instance": f"{settings.gateway.instance}-{os.getpid()}"}
     )
-    return Gateway(settings.model_copy(update={"gateway": gateway}), environ=os.environ)
+    return Gateway(
+        settings.model_copy(update={"gateway": gateway}),
+        environ=os.environ,
+        freeze_heap=True,
+    )
 
 
 def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
@@ -118,7 +122,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _checked_settings(args)
     if settings.gateway.workers > 1:
         return _serve_workers(args, settings)
-    gateway = Gateway(settings, environ=os.environ)
+    gateway = Gateway(settings, environ=os.environ, freeze_heap=True)
     _reload_limits_on_sighup(gateway, args)
     config = _gateway_config(gateway, settings)
     if not settings.admin.enabled:

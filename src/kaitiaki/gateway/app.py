@@ -7,6 +7,7 @@ with exactly one audit event per request, taken before the reply is sent
 
 from __future__ import annotations
 
+import gc
 import logging
 import ssl
 import time
@@ -46,6 +47,21 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+def _freeze_heap() -> None:
+    """Put what startup built out of the cycle collector's way.
+
+    A full collection walks every live object: the rules, schemas, validator
+    definitions and settings the gateway holds, about 130 ms with the event
+    loop stopped, a few times a minute under load, and that was its p99
+    latency (docs/benchmarks.md). Frozen objects are skipped. What an earlier
+    freeze kept is thawed and collected first, so a reload's discarded
+    settings are not kept for ever.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class Gateway:
     """ASGI application; the shared clients are opened in the lifespan."""
 
@@ -55,9 +71,13 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
+        freeze_heap: bool = False,
     ):
         self.settings = settings
         self.clock = clock
+        # Set by `kaitiaki serve`, which owns its process; never by an app
+        # that embeds the gateway in a process of its own.
+        self.freeze_heap = freeze_heap
         # Secret references (env:NAME) resolve against this, given by the CLI.
         self.environ: Mapping[str, str] = environ or {}
         self.secrets: SecretStore | None = None
@@ -120,6 +140,8 @@ class Gateway:
         self.suspensions = Suspensions(Path(self.settings.admin.suspensions_file))
         _warn_weak_policies(self.settings)
         self.validator = await load_validator(self.settings, self.session)
+        if self.freeze_heap:
+            _freeze_heap()
         logger.info("gateway %s ready", self.settings.gateway.instance)
 
     async def apply_settings(self, settings: Settings) -> None:
@@ -154,6 +176,8 @@ class Gateway:
             self.limits.on_state = old.on_state
             await old.close()
         self.settings = settings
+        if self.freeze_heap:
+            _freeze_heap()
         logger.warning("gateway %s settings reloaded", settings.gateway.instance)
 
     async def shutdown(self) -> None:

@@ -23,7 +23,7 @@ class AuditSettings(_Frozen):
     table: str = Field(default="audit_event", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     durability: Literal["strict", "batched"] = "strict"
     queue_size: int = Field(default=10_000, ge=1, le=1_000_000)
-    flush_interval_seconds: float = Field(default=0.2, gt=0, le=10)
+    flush_interval_seconds: float = Field(default=0.05, gt=0, le=10)
     degraded_mode: Literal["refuse", "serve_unaudited"] = "refuse"
     rotate_bytes: int = Field(default=64 * 1_048_576, ge=4096)
     rotate_keep: int = Field(default=0, ge=0, le=10_000)
