@@ -43,6 +43,17 @@ def test_address_key_groups_ipv6_by_prefix(address: str, key: str) -> None:
     assert address_key(address, 64) == key
 
 
+def test_address_checks_count_an_ipv6_prefix_as_one_key_every_time() -> None:
+    # The second and later lookups come from the memo: the same keys.
+    counted = policy(ipv6_prefix=48)
+    for _ in range(3):
+        first = counted.address_checks("2001:db8:1:2::1", NOW)
+        second = counted.address_checks("2001:db8:1:ffff::2", NOW)
+        other = counted.address_checks("2001:db8:2::1", NOW)
+        assert [c.key for c in first] == [c.key for c in second]
+        assert [c.key for c in first] != [c.key for c in other]
+
+
 def test_default_client_rate_applies_to_every_group() -> None:
     found = summary(policy(default_rate="120/minute"), "read")
     assert found == [("rate", "client-read-rate", 120, 0.5)]

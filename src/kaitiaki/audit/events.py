@@ -94,6 +94,8 @@ _MAX_TEXT = 256
 
 def escape(value: str, limit: int = _MAX_TEXT) -> str:
     """Control characters and backslashes as ``\\xNN``, at most ``limit`` long."""
+    if value.isascii() and value.isprintable() and "\\" not in value:
+        return value[:limit]  # printable ASCII but the backslash: nothing to escape
     return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", value)[:limit]
 
 

@@ -28,6 +28,7 @@ from kaitiaki.limits.config import (
     RouteLimit,
 )
 from kaitiaki.limits.windows import Period, WindowCache, rolling_shape
+from kaitiaki.memo import BoundedMemo
 from limits import parse
 
 __all__ = ["Compiled", "Policy", "address_key"]
@@ -92,9 +93,15 @@ class Policy:
             RouteLimit(rate=settings.address_rate, burst=settings.address_burst)
         )
         self._cache: dict[tuple[str, str, RouteGroup], Compiled] = {}
+        # Parsing an address costs more than the rest of its check; a flood
+        # of distinct addresses only evicts (kaitiaki.memo).
+        self._address_keys: BoundedMemo[str, str] = BoundedMemo(4096)
 
     def address_checks(self, address: str, now: float) -> list[Check]:
-        key = address_key(address, self.settings.ipv6_prefix)
+        key = self._address_keys.get(address)
+        if key is None:
+            key = address_key(address, self.settings.ipv6_prefix)
+            self._address_keys.put(address, key)
         return self._checks(self._address, _Counted("address", key, "edge", 1, ""), now)
 
     def request_checks(
