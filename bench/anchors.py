@@ -209,14 +209,16 @@ def modsecurity_rules(root: Path, paranoia: int = 1) -> Path:
     return rules
 
 
-def start_modsecurity(root: Path, upstream: Server, *, workers: int = 1) -> Server:
+def start_modsecurity(
+    root: Path, upstream: Server, *, workers: int = 1, name: str = "nginx-modsecurity"
+) -> Server:
     """nginx + ModSecurity v3 + OWASP CRS, paranoia level 1, blocking."""
     port = free_port()
     rules = modsecurity_rules(root / "modsec")
     extra = f"        modsecurity on;\n        modsecurity_rules_file {rules};\n"
     load = f"load_module {MODSECURITY_MODULE};"
     return _nginx(
-        "nginx-modsecurity",
+        name,
         root,
         _proxy_block(port, upstream.port, extra),
         workers=workers,

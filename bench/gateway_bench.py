@@ -8,7 +8,9 @@ Layers, each in front of the same upstream (nginx serving a 1 KB Patient):
 
 1. ``upstream``: the upstream alone;
 2. ``nginx-proxy``: nginx ``proxy_pass``, the practical limit of a proxy here;
-3. ``nginx-modsecurity``: nginx + ModSecurity v3 + OWASP CRS PL1 (the anchor);
+3. ``nginx-modsecurity``: nginx + ModSecurity v3 + OWASP CRS PL1 (the anchor),
+   one nginx worker; ``nginx-modsecurity-2w``: two, the anchor of the
+   2-worker layers;
 4. ``kaitiaki-passthrough``: Kaitiaki's hop with every control off;
    ``kaitiaki-full``/``kaitiaki-full-2w``: the whole pipeline, 1 and 2 workers;
 5. ``kaitiaki-scaleout``: the whole pipeline with Redis limits and PostgreSQL
@@ -316,7 +318,12 @@ def summarise(samples: list[Sample]) -> dict[str, dict[str, float]]:
             "rounds": len(runs),
         }
     for values in summary.values():
-        for anchor in ("nginx-proxy", "nginx-modsecurity", "kaitiaki-passthrough"):
+        for anchor in (
+            "nginx-proxy",
+            "nginx-modsecurity",
+            "nginx-modsecurity-2w",
+            "kaitiaki-passthrough",
+        ):
             if anchor in summary:
                 values[f"rps_vs_{anchor}"] = round(
                     values["requests_per_second"]
@@ -431,6 +438,12 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _same_workers(layer: str) -> str:
+    """The ModSecurity anchor with as many worker processes as ``layer``."""
+    two = layer.endswith("-2w") or layer == "kaitiaki-scaleout"
+    return "rps_vs_nginx-modsecurity" + ("-2w" if two else "")
+
+
 def markdown(summary: dict[str, dict[str, float]], meta: dict[str, Any]) -> str:
     lines = [
         f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores; "
@@ -438,7 +451,7 @@ def markdown(summary: dict[str, dict[str, float]], meta: dict[str, Any]) -> str:
         f"{meta['connections']} connections, wrk on the same machine.",
         "",
         "| layer | req/s | p50 ms | p99 ms | CPU µs/req | vs nginx proxy "
-        "| vs ModSecurity | vs pass-through | non-2xx |",
+        "| vs ModSecurity, same workers | vs pass-through | non-2xx |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for layer, v in summary.items():
@@ -446,7 +459,7 @@ def markdown(summary: dict[str, dict[str, float]], meta: dict[str, Any]) -> str:
             f"| {layer} | {v['requests_per_second']:.0f} | {v['p50_ms']:.2f} "
             f"| {v['p99_ms']:.2f} | {v['cpu_us_per_request']:.0f} "
             f"| {v.get('rps_vs_nginx-proxy', 0):.2f} "
-            f"| {v.get('rps_vs_nginx-modsecurity', 0):.2f} "
+            f"| {v.get(_same_workers(layer), 0):.2f} "
             f"| {v.get('rps_vs_kaitiaki-passthrough', 0):.2f} | {v['non_2xx']:.0f} |"
         )
     return "\n".join(lines) + "\n"
@@ -486,6 +499,10 @@ def targets(
     layers = [
         start_proxy(root / "proxy", upstream),
         start_modsecurity(root / "modsecurity", upstream),
+        # The anchor for the 2-worker layers: as many nginx workers.
+        start_modsecurity(
+            root / "modsecurity-2w", upstream, workers=2, name="nginx-modsecurity-2w"
+        ),
         start_passthrough(fixture, upstream),
         start_kaitiaki("kaitiaki-full", fixture, upstream, 1, args.full_settings),
         start_kaitiaki("kaitiaki-full-2w", fixture, upstream, 2, args.full_settings),

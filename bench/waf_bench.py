@@ -8,7 +8,7 @@ all on loopback ports in a temporary folder and stopped by process id:
 * an nginx serving a fixed FHIR Bundle: the one upstream both gateways use;
 * nginx + ModSecurity (``SecRuleEngine On``, CRS at paranoia level 1,
   blocking anomaly mode) proxying to it;
-* a stand-in issuer, and the Kaitiaki gateway (two uvicorn workers) proxying
+* a stand-in issuer, and the Kaitiaki gateway (`kaitiaki serve`, two workers) proxying
   to the same upstream with its default settings.
 
 Then replays the CRS regression corpus (detection per category) and the FHIR
@@ -153,6 +153,7 @@ port = {port}
 public_url = "http://127.0.0.1:{port}"
 upstream = "http://127.0.0.1:{upstream}/fhir"
 instance = "bench"
+workers = 2
 # The CRS tests name their host "localhost", as ModSecurity's server accepts.
 allowed_hosts = ["localhost", "localhost:{port}", "127.0.0.1", "127.0.0.1:{port}"]
 [auth]
@@ -381,28 +382,10 @@ def start_all(tmp: Path, procs: Processes, key: ECKey) -> dict[str, object]:
     ]
     procs.start(issuer_args, **quiet)
     config = gateway_conf(tmp, ports["kaitiaki"], ports["issuer"], ports["upstream"])
-    env = {**os.environ, "KAITIAKI_BENCH_CONFIG": str(config)}
+    # As operators run it: `kaitiaki serve`, its listener and its workers.
     gateway = procs.start(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench_servers:gateway_app",
-            "--factory",
-            "--app-dir",
-            str(BENCH),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(ports["kaitiaki"]),
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-            "--no-access-log",
-            "--no-server-header",
-        ],
-        env=env,
+        [sys.executable, "-m", "kaitiaki", "serve", "--config", str(config)],
+        env={**os.environ, "KAITIAKI_LOG_LEVEL": "WARNING"},
         **quiet,
     )
     pids["kaitiaki"] = gateway.pid
