@@ -26,6 +26,10 @@ What it lacks, this protocol adds:
   uvicorn would append them to the scope's headers while the app runs. They
   are dropped, and with chunk extensions (which llhttp skips unseen) bounded
   like the head: over the bound, 400 and close;
+- a deadline on the message head (slowloris): uvicorn bounds only the idle
+  time after a reply. A connection that has sent no complete head within
+  ``HEAD_TIMEOUT_SECONDS`` of opening, or of the first byte of a request, is
+  closed: with 408 when part of a head arrived, silently when nothing did;
 - at most ``MAX_PIPELINED`` requests waiting behind the one being answered:
   llhttp reads every request in the bytes at hand, and each waiting one is
   held in memory. The next one is refused with 429 and the connection closed;
@@ -52,13 +56,27 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from kaitiaki.errors import BadRequest, HeadersTooLarge, RateLimited, Refusal
+from kaitiaki.errors import (
+    BadRequest,
+    HeadersTooLarge,
+    RateLimited,
+    Refusal,
+    RequestTimeout,
+)
 from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.gateway.responses import FHIR_JSON, security_headers
 
-__all__ = ["DEFAULT_MAX_HEAD_BYTES", "MAX_PIPELINED", "ListenerProtocol"]
+__all__ = [
+    "DEFAULT_MAX_HEAD_BYTES",
+    "HEAD_TIMEOUT_SECONDS",
+    "MAX_PIPELINED",
+    "ListenerProtocol",
+]
 
 DEFAULT_MAX_HEAD_BYTES = 32768
+# Seconds from a connection's opening, or from a request's first byte, to
+# the end of its head.
+HEAD_TIMEOUT_SECONDS = 10.0
 # Requests parsed and waiting behind the one being answered, per connection.
 MAX_PIPELINED = 16
 
@@ -97,6 +115,9 @@ _UPGRADE = _refusal_bytes(
         "Protocol upgrades and CONNECT are not supported here.",
         detail="framing",
     )
+)
+_HEAD_TIMEOUT = _refusal_bytes(
+    RequestTimeout("The request line and header fields did not arrive in time.")
 )
 _TOO_MANY = _refusal_bytes(
     RateLimited("Too many pipelined requests are waiting on this connection.")
@@ -147,6 +168,7 @@ class ListenerProtocol(HttpToolsProtocol):
         self._refusing = False
         self._pending: bytes | None = None
         self._peer_pem: str | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
         inner = self.app
 
         async def with_tls(scope: Any, receive: Any, send: Any) -> None:
@@ -161,6 +183,33 @@ class ListenerProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._peer_pem = _verified_peer(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(
+                HEAD_TIMEOUT_SECONDS, self._head_timed_out
+            )
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._refusing or self.transport.is_closing():
+            return
+        if self._phase == _HEAD:
+            self._refuse(_HEAD_TIMEOUT)
+        elif self._phase == _IDLE and self.cycle is None:
+            # Opened and never used: closed as uvicorn closes an idle one.
+            self._refusing = True
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._refusing:
@@ -244,6 +293,8 @@ class ListenerProtocol(HttpToolsProtocol):
                 self._pending = None
 
     def on_message_begin(self) -> None:
+        # The deadline of a connection's first head runs from its opening.
+        self._arm_head_timer()
         self._phase = _HEAD
         self._head_bytes = 0
         self._unseen = 0
@@ -272,6 +323,7 @@ class ListenerProtocol(HttpToolsProtocol):
         # else a trailer field: counted, never a header field, never forwarded.
 
     def on_headers_complete(self) -> None:
+        self._disarm_head_timer()
         # Only origin-form ("/path?query"): uvicorn would reduce an
         # absolute-form target to its path, hiding the host it named, and an
         # authority-form (CONNECT) or asterisk-form target has no path.
