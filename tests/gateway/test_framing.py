@@ -127,6 +127,9 @@ CASES = {
     + b"\r\n",
     "authority-form": b"CONNECT attacker.example:443 HTTP/1.1\r\n" + HOST + b"\r\n",
     "asterisk-form": b"OPTIONS * HTTP/1.1\r\n" + HOST + b"\r\n",
+    # Protocol versions other than HTTP/1.0 and HTTP/1.1 (llhttp takes these two).
+    "HTTP/0.9 with a head": b"GET /fhir/Patient HTTP/0.9\r\n" + HOST + b"\r\n",
+    "HTTP/2.0 with a head": b"GET /fhir/Patient HTTP/2.0\r\n" + HOST + b"\r\n",
     # Host.
     "two Host headers": GET + HOST + b"\r\n",
     "foreign Host": b"GET /fhir/Patient HTTP/1.1\r\nHost: attacker.example\r\n\r\n",

@@ -9,6 +9,9 @@ What it lacks, this protocol adds:
 
 - only origin-form request targets (a path): uvicorn reduces an
   absolute-form target to its path, hiding the host it named;
+- HTTP/1.0 and HTTP/1.1 only: llhttp also takes ``HTTP/0.9`` and
+  ``HTTP/2.0`` on a request line with header fields, which a front proxy may
+  read as another protocol (an HTTP/0.9 reply has no head);
 - no protocol switch: a request llhttp marks as an upgrade (``Upgrade``
   named in ``Connection``: h2c, websocket) or a CONNECT is refused with 400
   and the connection closed. llhttp stops reading at an upgrade, and a front
@@ -328,6 +331,8 @@ class ListenerProtocol(HttpToolsProtocol):
         # absolute-form target to its path, hiding the host it named, and an
         # authority-form (CONNECT) or asterisk-form target has no path.
         if not self.url.startswith(b"/"):
+            raise _Refused(_MALFORMED)
+        if self.parser.get_http_version() not in ("1.1", "1.0"):
             raise _Refused(_MALFORMED)
         if self.parser.should_upgrade():
             raise _Refused(_UPGRADE)
