@@ -502,3 +502,48 @@ def test_a_head_within_its_deadline_is_served(
         sock.sendall(METADATA[10:])
         received = sock.recv(65536)
     assert received.startswith(b"HTTP/1.1 200"), received[:80]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [b"Expect: 100-continue\r\n", b""],
+    ids=["expect 100-continue", "body not sent yet"],
+)
+def test_a_reply_before_the_body_arrived_closes_the_connection(
+    gateway: GatewayUnderTest, extra: bytes
+) -> None:
+    # Refused (401) before the body was read. A client that got a final
+    # status instead of 100 Continue may leave the body unsent: were the
+    # connection kept, its next request would be read as that body.
+    port = gateway.client.base_url.port
+    assert port is not None
+    head = POST + b"Content-Type: application/fhir+json\r\nContent-Length: 40\r\n"
+    received, closed = b"", False
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(head + extra + b"\r\n")
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+            closed = True
+        except TimeoutError:
+            pass  # still open: the server waits for the 40 bytes
+    assert received.startswith(b"HTTP/1.1 401"), received[:80]
+    assert b"100 Continue" not in received
+    assert b"connection: close" in received.lower()
+    assert closed
+    assert gateway.recorder.requests == []
+
+
+def test_a_refusal_after_the_whole_body_keeps_the_connection(
+    gateway: GatewayUnderTest,
+) -> None:
+    # The body had all arrived: the next request on the connection is served.
+    port = gateway.client.base_url.port
+    assert port is not None
+    head = POST + b"Content-Type: application/fhir+json\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % len(PATIENT)
+    last = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+    received = _exchange(port, head + PATIENT + last)
+    assert received.startswith(b"HTTP/1.1 401"), received[:80]
+    assert b"HTTP/1.1 200" in received
+    assert len(gateway.recorder.requests) == 1

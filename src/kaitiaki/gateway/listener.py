@@ -40,6 +40,12 @@ What it lacks, this protocol adds:
   written after the replies to the requests before it, and a request that
   has (begun) its reply gets no second one when the rest of its body turns
   out malformed; the connection is just closed;
+- a reply sent before the request's body has all arrived (a refusal
+  before the body is read, an ``Expect: 100-continue`` refused before
+  ``100 Continue``) says ``Connection: close`` and the connection is closed
+  after it: a client that then leaves the body unsent would otherwise have
+  its next request read as that body, and one that trickles the body holds
+  the connection for ever;
 - a refusal body that is an OperationOutcome naming nothing of the input,
   with the hardening headers and ``Connection: close``;
 - the ASGI TLS extension: uvicorn leaves it empty, so a certificate-bound
@@ -179,7 +185,18 @@ class ListenerProtocol(HttpToolsProtocol):
                 tls = {"client_cert_chain": [self._peer_pem], "server_cert": None}
                 scope = {**scope, "extensions": {**scope.get("extensions", {})}}
                 scope["extensions"]["tls"] = tls
-            await inner(scope, receive, send)
+            cycle = getattr(send, "__self__", None)
+            if cycle is None:
+                await inner(scope, receive, send)
+                return
+
+            async def closing_early(message: Any) -> None:
+                if message["type"] == "http.response.start" and cycle.more_body:
+                    # Answered before its body arrived: close after the reply.
+                    cycle.keep_alive = False
+                await send(message)
+
+            await inner(scope, receive, closing_early)
 
         self.app = with_tls
 
