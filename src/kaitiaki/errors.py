@@ -17,6 +17,7 @@ a stable machine ``code``::
         │   └── InvalidContent      400 element structure, required or value
         ├── NotFound                404 no route matches
         ├── NotAcceptable           406
+        ├── RequestTimeout          408 the request head did not arrive in time
         ├── PayloadTooLarge         413
         ├── UriTooLong              414
         ├── UnsupportedMediaType    415
@@ -154,6 +155,12 @@ class NotAcceptable(Refusal):
     status = 406
     code = "not_acceptable"
     issue_code = "not-supported"
+
+
+class RequestTimeout(Refusal):
+    status = 408
+    code = "request_timeout"
+    issue_code = "timeout"
 
 
 class PayloadTooLarge(Refusal):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from kaitiaki.gateway import listener
 from kaitiaki.gateway.listener import MAX_PIPELINED
 from tests.gateway.conftest import GatewayUnderTest, StandIn
 from tests.gateway.validation_support import running_gateway
@@ -126,6 +127,9 @@ CASES = {
     + b"\r\n",
     "authority-form": b"CONNECT attacker.example:443 HTTP/1.1\r\n" + HOST + b"\r\n",
     "asterisk-form": b"OPTIONS * HTTP/1.1\r\n" + HOST + b"\r\n",
+    # Protocol versions other than HTTP/1.0 and HTTP/1.1 (llhttp takes these two).
+    "HTTP/0.9 with a head": b"GET /fhir/Patient HTTP/0.9\r\n" + HOST + b"\r\n",
+    "HTTP/2.0 with a head": b"GET /fhir/Patient HTTP/2.0\r\n" + HOST + b"\r\n",
     # Host.
     "two Host headers": GET + HOST + b"\r\n",
     "foreign Host": b"GET /fhir/Patient HTTP/1.1\r\nHost: attacker.example\r\n\r\n",
@@ -411,3 +415,135 @@ def test_pipelined_requests_are_bounded(gateway: GatewayUnderTest) -> None:
     assert MAX_PIPELINED < served < count
     assert received.count(b"HTTP/1.1 429") == 1
     assert received.rindex(b"HTTP/1.1 429") > received.rindex(b"HTTP/1.1 200")
+
+
+def _drip(sock: socket.socket, payload: bytes, pause: float) -> bytes:
+    """Send ``payload`` a byte at a time, ``pause`` seconds apart, until the
+    server answers or closes; returns what it sent back."""
+    sock.settimeout(pause)
+    for byte in payload:
+        try:
+            sock.sendall(bytes([byte]))
+            received = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return b""
+        sock.settimeout(5)
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+    raise AssertionError("the slow head was never cut off")
+
+
+def test_a_head_sent_slowly_gets_408_and_close(
+    gateway: GatewayUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Slowloris: a byte every so often keeps a connection (and a file
+    # descriptor) forever unless the head as a whole has a deadline.
+    monkeypatch.setattr(listener, "HEAD_TIMEOUT_SECONDS", 1.0)
+    port = gateway.client.base_url.port
+    assert port is not None
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        received = _drip(sock, GET + b"X-Slow: " + b"s" * 200, 0.1)
+    assert time.monotonic() - started < 4
+    assert received.startswith(b"HTTP/1.1 408"), received[:80]
+    assert b'"resourceType":"OperationOutcome"' in received
+    assert b"connection: close" in received.lower()
+    assert b"X-Slow" not in received
+    assert received.count(b"HTTP/1.1 ") == 1
+    assert gateway.recorder.requests == []
+
+
+def test_a_connection_that_never_sends_a_head_is_closed(
+    gateway: GatewayUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listener, "HEAD_TIMEOUT_SECONDS", 1.0)
+    port = gateway.client.base_url.port
+    assert port is not None
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        assert sock.recv(65536) == b""
+    assert time.monotonic() - started < 4
+
+
+def test_a_slow_head_after_a_reply_gets_408_too(
+    gateway: GatewayUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The deadline runs again from the first byte of each later request.
+    monkeypatch.setattr(listener, "HEAD_TIMEOUT_SECONDS", 1.0)
+    port = gateway.client.base_url.port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(METADATA)
+        first = sock.recv(65536)
+        while b"\r\n\r\n" not in first:
+            first += sock.recv(65536)
+        head, _, body = first.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first[:80]
+        received = _drip(sock, GET + b"X-Slow: " + b"s" * 200, 0.1)
+    assert received.startswith(b"HTTP/1.1 408"), received[:80]
+    assert len(gateway.recorder.requests) == 1
+
+
+def test_a_head_within_its_deadline_is_served(
+    gateway: GatewayUnderTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(listener, "HEAD_TIMEOUT_SECONDS", 2.0)
+    port = gateway.client.base_url.port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(METADATA[:10])
+        time.sleep(0.5)
+        sock.sendall(METADATA[10:])
+        received = sock.recv(65536)
+    assert received.startswith(b"HTTP/1.1 200"), received[:80]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [b"Expect: 100-continue\r\n", b""],
+    ids=["expect 100-continue", "body not sent yet"],
+)
+def test_a_reply_before_the_body_arrived_closes_the_connection(
+    gateway: GatewayUnderTest, extra: bytes
+) -> None:
+    # Refused (401) before the body was read. A client that got a final
+    # status instead of 100 Continue may leave the body unsent: were the
+    # connection kept, its next request would be read as that body.
+    port = gateway.client.base_url.port
+    assert port is not None
+    head = POST + b"Content-Type: application/fhir+json\r\nContent-Length: 40\r\n"
+    received, closed = b"", False
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as sock:
+        sock.sendall(head + extra + b"\r\n")
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+            closed = True
+        except TimeoutError:
+            pass  # still open: the server waits for the 40 bytes
+    assert received.startswith(b"HTTP/1.1 401"), received[:80]
+    assert b"100 Continue" not in received
+    assert b"connection: close" in received.lower()
+    assert closed
+    assert gateway.recorder.requests == []
+
+
+def test_a_refusal_after_the_whole_body_keeps_the_connection(
+    gateway: GatewayUnderTest,
+) -> None:
+    # The body had all arrived: the next request on the connection is served.
+    port = gateway.client.base_url.port
+    assert port is not None
+    head = POST + b"Content-Type: application/fhir+json\r\n"
+    head += b"Content-Length: %d\r\n\r\n" % len(PATIENT)
+    last = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
+    received = _exchange(port, head + PATIENT + last)
+    assert received.startswith(b"HTTP/1.1 401"), received[:80]
+    assert b"HTTP/1.1 200" in received
+    assert len(gateway.recorder.requests) == 1

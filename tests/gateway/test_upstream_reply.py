@@ -4,7 +4,9 @@ past the size bound is refused rather than cut short."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from kaitiaki.gateway import upstream
@@ -93,3 +95,104 @@ def test_a_reply_past_the_bound_is_refused_not_cut_short(
     assert b"Patient" not in response.content
     monkeypatch.setattr(upstream, "MAX_REPLY_BYTES", whole)
     assert _search(client, standin).content == b"".join(PIECES)
+
+
+WHOLE = b"".join(PIECES)
+GZIPPED = gzip.compress(WHOLE)
+
+
+def _coded_upstream(reply: dict[str, bytes]) -> Starlette:
+    async def coded(request: Request) -> Response:
+        return Response(
+            reply["body"],
+            media_type="application/fhir+json",
+            headers={"content-encoding": reply["coding"].decode()},
+        )
+
+    return Starlette(routes=[Route("/{path:path}", coded)])
+
+
+@pytest.fixture
+def coded(
+    standin: StandIn, tmp_path: Path
+) -> Iterator[tuple[httpx.Client, dict[str, bytes]]]:
+    reply = {"body": GZIPPED, "coding": b"gzip"}
+    with ThreadServer(_coded_upstream(reply)) as upstream_server:
+        toml = gateway_toml(standin.url, upstream_server.url, tmp_path)
+        with (
+            ThreadServer(Gateway(parse_settings(toml, source="t"))) as server,
+            httpx.Client(base_url=server.url, timeout=20) as client,
+        ):
+            yield client, reply
+
+
+def _raw_deflate(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [
+        (b"gzip", GZIPPED),
+        (b"x-gzip", GZIPPED),
+        (b"gzip", gzip.compress(WHOLE[:1000]) + gzip.compress(WHOLE[1000:])),
+        (b"deflate", zlib.compress(WHOLE)),
+        (b"deflate", _raw_deflate(WHOLE)),
+        (b"identity", WHOLE),
+    ],
+    ids=["gzip", "x-gzip", "gzip members", "deflate", "raw deflate", "identity"],
+)
+def test_a_compressed_reply_is_forwarded_decoded(
+    coded: tuple[httpx.Client, dict[str, bytes]],
+    standin: StandIn,
+    coding: bytes,
+    body: bytes,
+) -> None:
+    client, reply = coded
+    reply.update(body=body, coding=coding)
+    response = _search(client, standin)
+    assert response.status_code == 200
+    assert "content-encoding" not in response.headers
+    assert response.content == WHOLE
+
+
+@pytest.mark.parametrize(
+    ("coding", "body"),
+    [
+        # Whole framing (Content-Length met), but the gzip stream stops short
+        # of its last block and trailer: aiohttp took it for the whole body.
+        (b"gzip", GZIPPED[: len(GZIPPED) // 2]),
+        (b"gzip", GZIPPED[:-8]),
+        (b"deflate", zlib.compress(WHOLE)[:-4]),
+        (b"gzip", GZIPPED + b"trailing"),
+        (b"gzip", b"not gzip at all"),
+        (b"br", b"not brotli"),
+    ],
+    ids=["gzip half", "gzip no trailer", "deflate cut", "junk", "garbage", "br"],
+)
+def test_a_compressed_reply_cut_short_is_refused_not_forwarded(
+    coded: tuple[httpx.Client, dict[str, bytes]],
+    standin: StandIn,
+    coding: bytes,
+    body: bytes,
+) -> None:
+    client, reply = coded
+    reply.update(body=body, coding=coding)
+    response = _search(client, standin)
+    assert response.status_code == 502
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert b"Patient" not in response.content
+
+
+def test_a_gzip_bomb_is_refused_by_its_decoded_size(
+    coded: tuple[httpx.Client, dict[str, bytes]],
+    standin: StandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client, reply = coded
+    monkeypatch.setattr(upstream, "MAX_REPLY_BYTES", 1_048_576)
+    reply.update(body=gzip.compress(b" " * 64 * 1_048_576), coding=b"gzip")
+    response = _search(client, standin)
+    assert response.status_code == 502
+    assert response.json()["resourceType"] == "OperationOutcome"

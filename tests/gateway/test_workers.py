@@ -154,3 +154,36 @@ def test_worker_sockets_share_one_port_and_say_tcp() -> None:
     finally:
         for sock in sockets:
             sock.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_REUSEPORT")
+def test_worker_sockets_refuse_a_port_another_group_listens_on() -> None:
+    # Another gateway's workers (the same user: an old release still running)
+    # already listen on the port with SO_REUSEPORT. Joining their group would
+    # succeed silently and split the connections between two configurations.
+    import uvicorn
+
+    from kaitiaki.gateway.workers import worker_sockets
+
+    running = worker_sockets(
+        uvicorn.Config(lambda: None, host="127.0.0.1", port=0, workers=2)
+    )
+    try:
+        for sock in running:
+            sock.listen()
+        port = running[0].getsockname()[1]
+        config = uvicorn.Config(lambda: None, host="127.0.0.1", port=port, workers=2)
+        with pytest.raises(OSError):
+            sockets = worker_sockets(config)
+            for sock in sockets:
+                sock.close()
+        # Once they are gone, the port is taken as before.
+        for sock in running:
+            sock.close()
+        sockets = worker_sockets(config)
+        assert {sock.getsockname()[1] for sock in sockets} == {port}
+        for sock in sockets:
+            sock.close()
+    finally:
+        for sock in running:
+            sock.close()

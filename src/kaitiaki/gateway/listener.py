@@ -9,6 +9,9 @@ What it lacks, this protocol adds:
 
 - only origin-form request targets (a path): uvicorn reduces an
   absolute-form target to its path, hiding the host it named;
+- HTTP/1.0 and HTTP/1.1 only: llhttp also takes ``HTTP/0.9`` and
+  ``HTTP/2.0`` on a request line with header fields, which a front proxy may
+  read as another protocol (an HTTP/0.9 reply has no head);
 - no protocol switch: a request llhttp marks as an upgrade (``Upgrade``
   named in ``Connection``: h2c, websocket) or a CONNECT is refused with 400
   and the connection closed. llhttp stops reading at an upgrade, and a front
@@ -26,6 +29,10 @@ What it lacks, this protocol adds:
   uvicorn would append them to the scope's headers while the app runs. They
   are dropped, and with chunk extensions (which llhttp skips unseen) bounded
   like the head: over the bound, 400 and close;
+- a deadline on the message head (slowloris): uvicorn bounds only the idle
+  time after a reply. A connection that has sent no complete head within
+  ``HEAD_TIMEOUT_SECONDS`` of opening, or of the first byte of a request, is
+  closed: with 408 when part of a head arrived, silently when nothing did;
 - at most ``MAX_PIPELINED`` requests waiting behind the one being answered:
   llhttp reads every request in the bytes at hand, and each waiting one is
   held in memory. The next one is refused with 429 and the connection closed;
@@ -33,6 +40,12 @@ What it lacks, this protocol adds:
   written after the replies to the requests before it, and a request that
   has (begun) its reply gets no second one when the rest of its body turns
   out malformed; the connection is just closed;
+- a reply sent before the request's body has all arrived (a refusal
+  before the body is read, an ``Expect: 100-continue`` refused before
+  ``100 Continue``) says ``Connection: close`` and the connection is closed
+  after it: a client that then leaves the body unsent would otherwise have
+  its next request read as that body, and one that trickles the body holds
+  the connection for ever;
 - a refusal body that is an OperationOutcome naming nothing of the input,
   with the hardening headers and ``Connection: close``;
 - the ASGI TLS extension: uvicorn leaves it empty, so a certificate-bound
@@ -52,13 +65,27 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from kaitiaki.errors import BadRequest, HeadersTooLarge, RateLimited, Refusal
+from kaitiaki.errors import (
+    BadRequest,
+    HeadersTooLarge,
+    RateLimited,
+    Refusal,
+    RequestTimeout,
+)
 from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.gateway.responses import FHIR_JSON, security_headers
 
-__all__ = ["DEFAULT_MAX_HEAD_BYTES", "MAX_PIPELINED", "ListenerProtocol"]
+__all__ = [
+    "DEFAULT_MAX_HEAD_BYTES",
+    "HEAD_TIMEOUT_SECONDS",
+    "MAX_PIPELINED",
+    "ListenerProtocol",
+]
 
 DEFAULT_MAX_HEAD_BYTES = 32768
+# Seconds from a connection's opening, or from a request's first byte, to
+# the end of its head.
+HEAD_TIMEOUT_SECONDS = 10.0
 # Requests parsed and waiting behind the one being answered, per connection.
 MAX_PIPELINED = 16
 
@@ -97,6 +124,9 @@ _UPGRADE = _refusal_bytes(
         "Protocol upgrades and CONNECT are not supported here.",
         detail="framing",
     )
+)
+_HEAD_TIMEOUT = _refusal_bytes(
+    RequestTimeout("The request line and header fields did not arrive in time.")
 )
 _TOO_MANY = _refusal_bytes(
     RateLimited("Too many pipelined requests are waiting on this connection.")
@@ -147,6 +177,7 @@ class ListenerProtocol(HttpToolsProtocol):
         self._refusing = False
         self._pending: bytes | None = None
         self._peer_pem: str | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
         inner = self.app
 
         async def with_tls(scope: Any, receive: Any, send: Any) -> None:
@@ -154,13 +185,51 @@ class ListenerProtocol(HttpToolsProtocol):
                 tls = {"client_cert_chain": [self._peer_pem], "server_cert": None}
                 scope = {**scope, "extensions": {**scope.get("extensions", {})}}
                 scope["extensions"]["tls"] = tls
-            await inner(scope, receive, send)
+            cycle = getattr(send, "__self__", None)
+            if cycle is None:
+                await inner(scope, receive, send)
+                return
+
+            async def closing_early(message: Any) -> None:
+                if message["type"] == "http.response.start" and cycle.more_body:
+                    # Answered before its body arrived: close after the reply.
+                    cycle.keep_alive = False
+                await send(message)
+
+            await inner(scope, receive, closing_early)
 
         self.app = with_tls
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._peer_pem = _verified_peer(transport)
+        self._arm_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(
+                HEAD_TIMEOUT_SECONDS, self._head_timed_out
+            )
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._refusing or self.transport.is_closing():
+            return
+        if self._phase == _HEAD:
+            self._refuse(_HEAD_TIMEOUT)
+        elif self._phase == _IDLE and self.cycle is None:
+            # Opened and never used: closed as uvicorn closes an idle one.
+            self._refusing = True
+            self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._refusing:
@@ -244,6 +313,8 @@ class ListenerProtocol(HttpToolsProtocol):
                 self._pending = None
 
     def on_message_begin(self) -> None:
+        # The deadline of a connection's first head runs from its opening.
+        self._arm_head_timer()
         self._phase = _HEAD
         self._head_bytes = 0
         self._unseen = 0
@@ -272,10 +343,13 @@ class ListenerProtocol(HttpToolsProtocol):
         # else a trailer field: counted, never a header field, never forwarded.
 
     def on_headers_complete(self) -> None:
+        self._disarm_head_timer()
         # Only origin-form ("/path?query"): uvicorn would reduce an
         # absolute-form target to its path, hiding the host it named, and an
         # authority-form (CONNECT) or asterisk-form target has no path.
         if not self.url.startswith(b"/"):
+            raise _Refused(_MALFORMED)
+        if self.parser.get_http_version() not in ("1.1", "1.0"):
             raise _Refused(_MALFORMED)
         if self.parser.should_upgrade():
             raise _Refused(_UPGRADE)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from kaitiaki.bounded import read_bounded
+from kaitiaki.bounded import read_decoded
 from kaitiaki.errors import UpstreamFailed
 
 __all__ = ["UpstreamReply", "forward"]
@@ -78,8 +78,10 @@ async def forward(
             data=body,
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=timeout),
+            # Decoded here, so that a coding cut short is not a whole body.
+            auto_decompress=False,
         ) as response:
-            payload = await read_bounded(response, MAX_REPLY_BYTES)
+            payload = await read_decoded(response, MAX_REPLY_BYTES)
             if len(payload) > MAX_REPLY_BYTES:
                 raise UpstreamFailed(
                     "The upstream reply was too large.", detail="upstream_too_large"

@@ -12,7 +12,12 @@ whose queued connections wait for the replacement rather than being lost.
 Elsewhere the workers share one socket, as uvicorn does.
 
 Only processes of the same user can join a ``SO_REUSEPORT`` group on Linux,
-so another user's process cannot take a share of the connections.
+so another user's process cannot take a share of the connections. A process
+of the same user can, and would do so silently: a second ``kaitiaki serve``
+started on the port (an old release left running, another configuration)
+would bind without an error and serve a share of the connections under its
+own settings. So the port is first bound without ``SO_REUSEPORT``, which
+fails while any socket listens on it, and only then is the group bound.
 """
 
 from __future__ import annotations
@@ -46,6 +51,17 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail with ``EADDRINUSE`` when anything listens on the port, a
+    ``SO_REUSEPORT`` group included (which a member would join unnoticed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP) as probe:
+        # SO_REUSEADDR as uvicorn binds: connections in TIME_WAIT from an
+        # earlier run do not count, a listening socket does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
 def worker_sockets(config: Config) -> list[socket.socket]:
     """One socket per worker on Linux (``SO_REUSEPORT``), else one shared.
 
@@ -54,6 +70,8 @@ def worker_sockets(config: Config) -> list[socket.socket]:
     """
     if not sys.platform.startswith("linux") or config.workers < 2:
         return [config.bind_socket()]
+    if config.port:
+        _check_port_free(config.host, config.port)
     first = _reuse_port_socket(config.host, config.port)
     port = first.getsockname()[1]
     sockets = [first]
