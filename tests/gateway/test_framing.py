@@ -318,7 +318,11 @@ def test_unterminated_line_sent_in_pieces_is_bounded(
         except ConnectionResetError:
             received = b""
     assert sent < 4_000_000
-    assert received == b"" or received.startswith((b"HTTP/1.1 431", b"HTTP/1.1 400"))
+    # The POSTs carry no token: when the app's 401 wins the race with the
+    # listener's bound, that is the one reply and the connection closes.
+    refusals = (b"HTTP/1.1 431", b"HTTP/1.1 400", b"HTTP/1.1 401")
+    assert received == b"" or received.startswith(refusals), received[:80]
+    assert received.count(b"HTTP/1.1 ") <= 1
     assert b"qqqq" not in received
     assert gateway.recorder.requests == []
 

@@ -3,6 +3,7 @@ and authorised before anything is forwarded."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from kaitiaki.controls.authenticate import refuse_token_in_form
@@ -17,7 +18,12 @@ from kaitiaki.controls.validate import (
     check_json_body,
     check_resource,
 )
-from kaitiaki.errors import BadRequest, InsufficientScope, PayloadTooLarge
+from kaitiaki.errors import (
+    BadRequest,
+    InsufficientScope,
+    PayloadTooLarge,
+    RequestTimeout,
+)
 from kaitiaki.fhir.interactions import Interaction
 from kaitiaki.limits.cost import bundle_entries
 from kaitiaki.request import CanonicalRequest, encode_query, parse_query
@@ -32,11 +38,20 @@ FORM = "application/x-www-form-urlencoded"
 SEARCH_POSTS = frozenset({"search-type-post", "search-system-post"})
 
 
-async def read_body(receive: Receive, max_bytes: int, trail: Trail) -> bytes:
+async def read_body(
+    receive: Receive, max_bytes: int, trail: Trail, *, idle_seconds: float
+) -> bytes:
+    """The whole body, within ``max_bytes``, each piece within
+    ``idle_seconds`` of the one before (``gateway.body_timeout_seconds``)."""
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), idle_seconds)
+        except TimeoutError:
+            raise RequestTimeout(
+                "The request body did not arrive in time.", detail="body_timeout"
+            ) from None
         if message["type"] == "http.disconnect":
             raise BadRequest("The request body was incomplete.", detail="disconnect")
         chunk = message.get("body", b"")
@@ -136,7 +151,9 @@ async def _search_form(
     if content_type.lower() != FORM:
         raise BadRequest("A search body must be form-encoded.", detail="search_form")
     limit = settings.gateway.max_body_bytes
-    form = parse_query(await read_body(receive, limit, trail), max_bytes=limit)
+    idle = settings.gateway.body_timeout_seconds
+    body = await read_body(receive, limit, trail, idle_seconds=idle)
+    form = parse_query(body, max_bytes=limit)
     refuse_token_in_form(form)
     trail.step = "filter"
     gateway.filter.inspect_query(form, trail.route, request.path, trail.waf)
@@ -165,7 +182,10 @@ async def _checked_body(
         patch=interaction.name == "patch",
         compressed=validation.compressed_bodies,
     )
-    body = await read_body(receive, gateway.settings.gateway.max_body_bytes, trail)
+    limits = gateway.settings.gateway
+    body = await read_body(
+        receive, limits.max_body_bytes, trail, idle_seconds=limits.body_timeout_seconds
+    )
     return body if coding is None else inflate(body, coding, validation)
 
 

@@ -103,7 +103,12 @@ async def handle_rest(
         operation.check(path_values, request.query, request.headers)
         body = b""
         if request.method in _BODY_METHODS or request.header("content-length"):
-            body = await read_body(receive, settings.gateway.max_body_bytes, trail)
+            body = await read_body(
+                receive,
+                settings.gateway.max_body_bytes,
+                trail,
+                idle_seconds=settings.gateway.body_timeout_seconds,
+            )
         operation.check_body(
             request.header("content-type"), body, json_limits(settings.validation)
         )

@@ -27,6 +27,10 @@ class GatewaySettings(_Frozen):
     max_header_bytes: int = Field(default=16384, ge=1024, le=131072)
     max_header_count: int = Field(default=64, ge=8, le=512)
     upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # The longest wait for the next piece of a request body once the gateway
+    # reads it (nginx's client_body_timeout): a body trickled or left unsent
+    # gets 408 instead of holding a task and a connection for ever.
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # Worker processes sharing the listener. Above 1, counters in memory are
     # per process: use a shared limit store for exact limits.
     workers: int = Field(default=1, ge=1, le=64)
