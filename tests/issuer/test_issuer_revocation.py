@@ -90,11 +90,26 @@ def test_revocation_needs_a_token(client: TestClient, forge: Forge) -> None:
 
 
 def test_revocations_are_bounded_and_never_forget_a_live_token() -> None:
-    revoked = Revocations(capacity=2)
-    revoked.revoke("a", 100, now=0)
-    revoked.revoke("b", 200, now=0)
+    revoked = Revocations(capacity=2, per_client=2)
+    revoked.revoke("a", 100, now=0, client_id="one")
+    revoked.revoke("b", 200, now=0, client_id="two")
     with pytest.raises(TemporarilyUnavailable):
-        revoked.revoke("c", 300, now=50)
+        revoked.revoke("c", 300, now=50, client_id="three")
     assert "a" in revoked and "b" in revoked
-    revoked.revoke("c", 300, now=150)  # "a" has expired and makes room
+    revoked.revoke("c", 300, now=150, client_id="three")  # "a" expired: room
     assert "c" in revoked and "a" not in revoked
+
+
+def test_one_client_cannot_use_up_the_room_of_the_others() -> None:
+    revoked = Revocations(capacity=10, per_client=3)
+    for n in range(3):
+        revoked.revoke(f"mine-{n}", 1000, now=0, client_id="flooder")
+    with pytest.raises(TemporarilyUnavailable):
+        revoked.revoke("mine-3", 1000, now=0, client_id="flooder")
+    assert "mine-3" not in revoked
+    for n in range(7):  # everyone else still has the rest of the room
+        revoked.revoke(f"other-{n}", 1000, now=0, client_id=f"client-{n}")
+    assert all(f"other-{n}" in revoked for n in range(7))
+    # Once the flooder's own entries expire, it may revoke again.
+    revoked.revoke("mine-4", 2000, now=1000, client_id="flooder")
+    assert "mine-4" in revoked and "mine-0" not in revoked

@@ -4,6 +4,7 @@ and ``now``."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,23 +73,34 @@ class Revocations:
 
     Bounded: expired entries are dropped when it is full, and when it is still
     full a revocation is refused (503) rather than an older one forgotten.
+    Each client holds at most ``per_client`` entries (a tenth by default), so
+    one client revoking token after token cannot use up the others' room.
     """
 
-    def __init__(self, capacity: int = 100_000) -> None:
+    def __init__(self, capacity: int = 100_000, per_client: int | None = None) -> None:
         self.capacity = capacity
-        self._revoked: dict[str, int] = {}
+        self.per_client = per_client or max(1, capacity // 10)
+        self._revoked: dict[str, tuple[int, str]] = {}
+        self._held: Counter[str] = Counter()
 
     def __contains__(self, jti: object) -> bool:
         return jti in self._revoked
 
-    def revoke(self, jti: str, exp: int, *, now: int) -> None:
+    def revoke(self, jti: str, exp: int, *, now: int, client_id: str) -> None:
         if jti in self._revoked:
             return
-        if len(self._revoked) >= self.capacity:
-            self._revoked = {j: e for j, e in self._revoked.items() if e > now}
+        if (
+            len(self._revoked) >= self.capacity
+            or self._held[client_id] >= self.per_client
+        ):
+            self._revoked = {j: v for j, v in self._revoked.items() if v[0] > now}
+            self._held = Counter(client for _, client in self._revoked.values())
+        if self._held[client_id] >= self.per_client:
+            raise TemporarilyUnavailable("this client has too many revocations")
         if len(self._revoked) >= self.capacity:
             raise TemporarilyUnavailable("too many revoked tokens in flight")
-        self._revoked[jti] = exp
+        self._revoked[jti] = (exp, client_id)
+        self._held[client_id] += 1
 
 
 @dataclass(frozen=True)
@@ -233,7 +245,7 @@ class Issuer:
             return False
         if claims.get("client_id") != client.client_id:
             return False
-        self.revocations.revoke(jti, exp, now=now)
+        self.revocations.revoke(jti, exp, now=now, client_id=client.client_id)
         return True
 
     def metadata(self) -> dict[str, Any]:
