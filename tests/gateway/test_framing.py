@@ -419,6 +419,9 @@ def test_pipelined_requests_are_bounded(gateway: GatewayUnderTest) -> None:
     assert MAX_PIPELINED < served < count
     assert received.count(b"HTTP/1.1 429") == 1
     assert received.rindex(b"HTTP/1.1 429") > received.rindex(b"HTTP/1.1 200")
+    refusal = received[received.rindex(b"HTTP/1.1 429") :].lower()
+    head = refusal.partition(b"\r\n\r\n")[0] + b"\r\n"
+    assert b"\r\nretry-after: 1\r\n" in head
 
 
 def _drip(sock: socket.socket, payload: bytes, pause: float) -> bytes:

@@ -84,6 +84,7 @@ def _serve_workers(args: argparse.Namespace, settings: Settings) -> int:
         factory=True,
         workers=settings.gateway.workers,
         max_head_bytes=gateway_head_bytes(settings.gateway),
+        head_timeout_seconds=settings.gateway.head_timeout_seconds,
     )
     try:
         sockets = worker_sockets(config)
@@ -108,6 +109,7 @@ def _gateway_config(app: Any, settings: Settings) -> Any:
         settings.gateway.host,
         settings.gateway.port,
         max_head_bytes=gateway_head_bytes(settings.gateway),
+        head_timeout_seconds=settings.gateway.head_timeout_seconds,
         **options,
     )
     if options:

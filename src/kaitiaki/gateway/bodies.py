@@ -39,15 +39,26 @@ SEARCH_POSTS = frozenset({"search-type-post", "search-system-post"})
 
 
 async def read_body(
-    receive: Receive, max_bytes: int, trail: Trail, *, idle_seconds: float
+    receive: Receive,
+    max_bytes: int,
+    trail: Trail,
+    *,
+    idle_seconds: float,
+    total_seconds: float,
 ) -> bytes:
     """The whole body, within ``max_bytes``, each piece within
-    ``idle_seconds`` of the one before (``gateway.body_timeout_seconds``)."""
+    ``idle_seconds`` of the one before (``gateway.body_timeout_seconds``) and
+    all of it within ``total_seconds`` (``gateway.body_deadline_seconds``)."""
     chunks: list[bytes] = []
     size = 0
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + total_seconds
     while True:
+        wait = min(idle_seconds, deadline - loop.time())
         try:
-            message = await asyncio.wait_for(receive(), idle_seconds)
+            if wait <= 0:
+                raise TimeoutError
+            message = await asyncio.wait_for(receive(), wait)
         except TimeoutError:
             raise RequestTimeout(
                 "The request body did not arrive in time.", detail="body_timeout"
@@ -151,8 +162,13 @@ async def _search_form(
     if content_type.lower() != FORM:
         raise BadRequest("A search body must be form-encoded.", detail="search_form")
     limit = settings.gateway.max_body_bytes
-    idle = settings.gateway.body_timeout_seconds
-    body = await read_body(receive, limit, trail, idle_seconds=idle)
+    body = await read_body(
+        receive,
+        limit,
+        trail,
+        idle_seconds=settings.gateway.body_timeout_seconds,
+        total_seconds=settings.gateway.body_deadline_seconds,
+    )
     form = parse_query(body, max_bytes=limit)
     refuse_token_in_form(form)
     trail.step = "filter"
@@ -184,7 +200,11 @@ async def _checked_body(
     )
     limits = gateway.settings.gateway
     body = await read_body(
-        receive, limits.max_body_bytes, trail, idle_seconds=limits.body_timeout_seconds
+        receive,
+        limits.max_body_bytes,
+        trail,
+        idle_seconds=limits.body_timeout_seconds,
+        total_seconds=limits.body_deadline_seconds,
     )
     return body if coding is None else inflate(body, coding, validation)
 

@@ -31,11 +31,15 @@ What it lacks, this protocol adds:
   like the head: over the bound, 400 and close;
 - a deadline on the message head (slowloris): uvicorn bounds only the idle
   time after a reply. A connection that has sent no complete head within
-  ``HEAD_TIMEOUT_SECONDS`` of opening, or of the first byte of a request, is
-  closed: with 408 when part of a head arrived, silently when nothing did;
+  ``head_timeout`` seconds (``gateway.head_timeout_seconds``, nginx's
+  client_header_timeout; ``HEAD_TIMEOUT_SECONDS`` unless set) of opening, or
+  of the first byte of a request, is closed: with 408 when part of a head
+  arrived, silently when nothing did;
 - at most ``MAX_PIPELINED`` requests waiting behind the one being answered:
   llhttp reads every request in the bytes at hand, and each waiting one is
-  held in memory. The next one is refused with 429 and the connection closed;
+  held in memory. The next one is refused with 429 (``Retry-After: 1``: the
+  client may send it again once the replies before it have come) and the
+  connection closed;
 - one reply per request, in order: a refusal of a pipelined request is
   written after the replies to the requests before it, and a request that
   has (begun) its reply gets no second one when the rest of its body turns
@@ -95,7 +99,7 @@ _HEAD = 1  # request line and header fields
 _BODY = 2  # body, chunk framing and trailer fields
 
 
-def _refusal_bytes(refusal: Refusal) -> bytes:
+def _refusal_bytes(refusal: Refusal, *, retry_after: int | None = None) -> bytes:
     body = refusal_outcome(refusal)
     head = [
         ("content-type", FHIR_JSON),
@@ -103,6 +107,8 @@ def _refusal_bytes(refusal: Refusal) -> bytes:
         ("connection", "close"),
         *security_headers(cacheable=False),
     ]
+    if retry_after is not None:
+        head.append(("retry-after", str(retry_after)))
     lines = b"".join(f"{name}: {value}\r\n".encode("ascii") for name, value in head)
     return STATUS_LINE[refusal.status] + lines + b"\r\n" + body
 
@@ -129,7 +135,8 @@ _HEAD_TIMEOUT = _refusal_bytes(
     RequestTimeout("The request line and header fields did not arrive in time.")
 )
 _TOO_MANY = _refusal_bytes(
-    RateLimited("Too many pipelined requests are waiting on this connection.")
+    RateLimited("Too many pipelined requests are waiting on this connection."),
+    retry_after=1,
 )
 
 
@@ -156,13 +163,18 @@ class ListenerProtocol(HttpToolsProtocol):
 
     The bound is uvicorn's own setting for it, ``h11_max_incomplete_event_size``
     (named for the h11 parser, where it bounds the same thing), so that it
-    travels with the server settings into worker processes.
+    travels with the server settings into worker processes. The head deadline
+    is bound to the class with :func:`functools.partial`
+    (:func:`kaitiaki.iam.listeners.server_config`), which pickles as well.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, head_timeout: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         configured = self.config.h11_max_incomplete_event_size
         self.max_head_bytes = configured or DEFAULT_MAX_HEAD_BYTES
+        self.head_timeout = head_timeout or HEAD_TIMEOUT_SECONDS
         self._phase = _IDLE
         # Bytes of the head (or of the trailer section) callbacks have shown,
         # and bytes no callback has shown yet (a field line without its CRLF,
@@ -212,7 +224,7 @@ class ListenerProtocol(HttpToolsProtocol):
     def _arm_head_timer(self) -> None:
         if self._head_timer is None:
             self._head_timer = self.loop.call_later(
-                HEAD_TIMEOUT_SECONDS, self._head_timed_out
+                self.head_timeout, self._head_timed_out
             )
 
     def _disarm_head_timer(self) -> None:

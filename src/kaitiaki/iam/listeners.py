@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import ssl
+from functools import partial
 from typing import Any
 
 import uvicorn
@@ -34,17 +35,21 @@ def server_config(
     port: int,
     *,
     max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
+    head_timeout_seconds: float | None = None,
     **options: Any,
 ) -> uvicorn.Config:
     """The uvicorn settings of every Kaitiaki listener."""
     # No access log: a request line can carry an NHI in its query string.
     # The protocol is named, so the parser the framing tests prove
     # (tests/gateway/test_framing.py) is the one that runs.
+    protocol: Any = ListenerProtocol
+    if head_timeout_seconds is not None:
+        protocol = partial(ListenerProtocol, head_timeout=head_timeout_seconds)
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        http=ListenerProtocol,
+        http=protocol,
         h11_max_incomplete_event_size=max_head_bytes,
         lifespan="on",
         access_log=False,

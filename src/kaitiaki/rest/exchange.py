@@ -108,6 +108,7 @@ async def handle_rest(
                 settings.gateway.max_body_bytes,
                 trail,
                 idle_seconds=settings.gateway.body_timeout_seconds,
+                total_seconds=settings.gateway.body_deadline_seconds,
             )
         operation.check_body(
             request.header("content-type"), body, json_limits(settings.validation)

@@ -31,6 +31,13 @@ class GatewaySettings(_Frozen):
     # reads it (nginx's client_body_timeout): a body trickled or left unsent
     # gets 408 instead of holding a task and a connection for ever.
     body_timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # The longest a whole request body may take, however steadily it comes:
+    # a body trickled a byte at a time, each within body_timeout_seconds,
+    # would otherwise hold its task for hours.
+    body_deadline_seconds: float = Field(default=120.0, gt=0, le=3600)
+    # The longest from a connection's opening, or a request's first byte, to
+    # the end of its head (nginx's client_header_timeout): 408, then close.
+    head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     # Worker processes sharing the listener. Above 1, counters in memory are
     # per process: use a shared limit store for exact limits.
     workers: int = Field(default=1, ge=1, le=64)
