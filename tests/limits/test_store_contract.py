@@ -221,7 +221,7 @@ async def test_redis_store_decides_in_one_command(
         await store.decide([rate()], T0)
     finally:
         await store.close()
-    assert sent == ["EVALSHA", "EVALSHA"]
+    assert sent == [b"EVALSHA", b"EVALSHA"]
 
 
 async def test_redis_store_reloads_its_script_after_a_flush(
