@@ -1,4 +1,5 @@
-"""Current FHIR resources as JSON text, plus a token index, in one SQL database.
+"""Current FHIR resources as JSON text, plus a token index, in one SQL database
+(the tables: :mod:`kaitiaki.refapi.tables`).
 
 Every write updates the resource row and its index rows in one transaction.
 Patient-identifying fields are sealed in ``protected`` and identifier values
@@ -15,17 +16,8 @@ from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import (
-    Column,
-    ColumnElement,
     Connection,
     Engine,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    and_,
     delete,
     exists,
     func,
@@ -38,105 +30,16 @@ from sqlalchemy import (
 )
 
 from kaitiaki.refapi.protect import FieldProtector
-from kaitiaki.refapi.resources import PATIENT_REFERENCE_FIELD
 from kaitiaki.refapi.search import SearchQuery, Token
+from kaitiaki.refapi.tables import (
+    index_tokens,
+    metadata,
+    resource_table,
+    search_conditions,
+    token_table,
+)
 
 __all__ = ["ResourceStore", "StoreTransaction", "index_tokens"]
-
-_metadata = MetaData()
-
-resource_table = Table(
-    "refapi_resource",
-    _metadata,
-    Column("resource_type", String(64), primary_key=True),
-    Column("id", String(64), primary_key=True),
-    Column("version", Integer, nullable=False),
-    Column("last_updated", String(40), nullable=False),
-    Column("content", Text, nullable=False),
-    Column("protected", Text, nullable=True),
-    Column("key_id", String(128), nullable=True),
-)
-
-token_table = Table(
-    "refapi_token",
-    _metadata,
-    Column("pk", Integer, primary_key=True, autoincrement=True),
-    Column("resource_type", String(64), nullable=False),
-    Column("resource_id", String(64), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("system", String(1024), nullable=False),
-    Column("value", String(1024), nullable=False),
-    Column("key_id", String(128), nullable=True),
-    Index("ix_refapi_token_lookup", "resource_type", "kind", "value"),
-    Index("ix_refapi_token_owner", "resource_type", "resource_id"),
-)
-
-_MAX_TOKEN_TEXT = 1024
-
-
-def _identifier_tokens(resource: dict[str, Any]) -> Iterator[Token]:
-    identifiers = resource.get("identifier")
-    if not isinstance(identifiers, list):
-        return
-    for identifier in identifiers:
-        if not isinstance(identifier, dict):
-            continue
-        system, value = identifier.get("system", ""), identifier.get("value")
-        if isinstance(system, str) and isinstance(value, str):
-            yield Token("identifier", system, value)
-
-
-def _reference_token(resource: dict[str, Any], element: str) -> Token | None:
-    target = resource.get(element)
-    reference = target.get("reference") if isinstance(target, dict) else None
-    if not isinstance(reference, str):
-        return None
-    segments = reference.rstrip("/").split("/")
-    if len(segments) < 2 or not segments[-1]:
-        return None
-    return Token("subject", segments[-2], segments[-1])
-
-
-def index_tokens(resource_type: str, resource: dict[str, Any]) -> list[Token]:
-    """The searchable tokens of ``resource``; malformed elements are skipped."""
-    tokens = list(_identifier_tokens(resource))
-    element = PATIENT_REFERENCE_FIELD.get(resource_type)
-    if element is not None:
-        reference = _reference_token(resource, element)
-        if reference is not None:
-            tokens.append(reference)
-    return [
-        token
-        for token in tokens
-        if len(token.system or "") <= _MAX_TOKEN_TEXT
-        and len(token.value or "") <= _MAX_TOKEN_TEXT
-    ]
-
-
-def _token_condition(token: Token, protector: FieldProtector) -> ColumnElement[bool]:
-    conditions = [token_table.c.kind == token.kind]
-    if token.system is not None:
-        conditions.append(token_table.c.system == token.system)
-    if token.value is not None and token.kind == "identifier":
-        candidates = protector.index_candidates(token.value)
-        conditions.append(token_table.c.value.in_(candidates))
-    elif token.value is not None:
-        conditions.append(token_table.c.value == token.value)
-    return and_(*conditions)
-
-
-def _where(query: SearchQuery, protector: FieldProtector) -> list[ColumnElement[bool]]:
-    where = [resource_table.c.resource_type == query.resource_type]
-    for ids in query.id_clauses:
-        where.append(resource_table.c.id.in_(ids))
-    for tokens in query.token_clauses:
-        owned = and_(
-            token_table.c.resource_type == resource_table.c.resource_type,
-            token_table.c.resource_id == resource_table.c.id,
-        )
-        alternatives = or_(*(_token_condition(t, protector) for t in tokens))
-        where.append(exists().where(owned, alternatives))
-    return where
 
 
 class StoreTransaction:
@@ -170,7 +73,7 @@ class ResourceStore:
     def create_tables(self) -> None:
         """Create the tables and indexes that do not exist yet, and add the
         protection columns to tables made before they existed."""
-        _metadata.create_all(self._engine)
+        metadata.create_all(self._engine)
         _add_missing_columns(self._engine)
 
     def is_empty(self) -> bool:
@@ -211,7 +114,7 @@ class ResourceStore:
     def _search_on(
         self, conn: Connection, query: SearchQuery
     ) -> tuple[int, list[dict[str, Any]]]:
-        where = _where(query, self._protector)
+        where = search_conditions(query, self._protector)
         count = select(func.count()).select_from(resource_table).where(*where)
         page = (
             select(resource_table.c.content, resource_table.c.protected)
