@@ -7,7 +7,7 @@ import logging
 
 import aiohttp
 
-from kaitiaki.bounded import read_bounded
+from kaitiaki.bounded import read_decoded
 from kaitiaki.controls.content import Validator
 from kaitiaki.errors import ConfigError
 from kaitiaki.settings import Settings
@@ -35,11 +35,12 @@ async def load_validator(
             url,
             headers={"accept": "application/fhir+json"},
             allow_redirects=False,
+            auto_decompress=False,
             timeout=aiohttp.ClientTimeout(
                 total=settings.gateway.upstream_timeout_seconds
             ),
         ) as response:
-            body = await read_bounded(response, _MAX_METADATA_BYTES)
+            body = await read_decoded(response, _MAX_METADATA_BYTES)
             status = response.status
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise ConfigError(

@@ -17,7 +17,7 @@ import aiohttp
 from joserfc import jwt
 from joserfc.jwk import Key
 
-from kaitiaki.bounded import read_bounded
+from kaitiaki.bounded import read_decoded
 from kaitiaki.issuer.assertion import CLIENT_ASSERTION_TYPE
 from kaitiaki.issuer.keys import algorithm_for, load_private_key
 from kaitiaki.issuer.refusals import TokenRequestFailed
@@ -93,7 +93,7 @@ def build_dpop_proof(
 
 
 async def _read_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
-    body = await read_bounded(response, MAX_RESPONSE_BYTES)
+    body = await read_decoded(response, MAX_RESPONSE_BYTES)
     if len(body) > MAX_RESPONSE_BYTES:
         raise TokenRequestFailed(
             "the issuer's response is too large", error="invalid_response"
@@ -115,7 +115,7 @@ async def _discover_token_endpoint(
     session: aiohttp.ClientSession, issuer_url: str
 ) -> str:
     async with session.get(
-        f"{issuer_url}/.well-known/openid-configuration"
+        f"{issuer_url}/.well-known/openid-configuration", auto_decompress=False
     ) as response:
         metadata = await _read_json(response)
         status = response.status
@@ -212,7 +212,9 @@ async def fetch_token(
                     now=int(time.time()),
                     jti=secrets.token_urlsafe(24),
                 )
-            async with session.post(endpoint, data=form, headers=headers) as response:
+            async with session.post(
+                endpoint, data=form, headers=headers, auto_decompress=False
+            ) as response:
                 data = await _read_json(response)
                 return _token_response(data, response.status)
     except (aiohttp.ClientError, TimeoutError) as exc:

@@ -179,7 +179,11 @@ class Introspector:
                 asyncio.timeout(self._settings.timeout_seconds),
                 self._calls,
                 self._session.post(
-                    url, data=form, headers=headers, allow_redirects=False
+                    url,
+                    data=form,
+                    headers=headers,
+                    allow_redirects=False,
+                    auto_decompress=False,
                 ) as resp,
             ):
                 return await read_json(resp, _MAX_RESPONSE_BYTES)

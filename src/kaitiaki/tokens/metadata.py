@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from kaitiaki.bounded import read_bounded
+from kaitiaki.bounded import read_decoded
 from kaitiaki.strictjson import loads_strict
 
 __all__ = ["check_endpoint", "discover", "fetch_json", "read_json"]
@@ -22,10 +22,12 @@ _MAX_DOCUMENT_BYTES = 256 * 1024
 async def read_json(
     resp: aiohttp.ClientResponse, max_bytes: int = _MAX_DOCUMENT_BYTES
 ) -> dict[str, Any]:
-    """The body of a 200 reply as one strict JSON object, or ValueError."""
+    """The body of a 200 reply, requested with ``auto_decompress=False``, as
+    one strict JSON object, or ValueError (a coding cut short or malformed
+    raises :class:`aiohttp.ClientPayloadError`)."""
     if resp.status != 200:
         raise ValueError(f"status {resp.status}")
-    body = await read_bounded(resp, max_bytes)
+    body = await read_decoded(resp, max_bytes)
     if len(body) > max_bytes:
         raise ValueError("document too large")
     document = loads_strict(body, max_depth=16)
@@ -41,7 +43,11 @@ async def fetch_json(
     timeout = aiohttp.ClientTimeout(total=5)
     headers = {"Accept": "application/json"}
     async with session.get(
-        url, timeout=timeout, allow_redirects=False, headers=headers
+        url,
+        timeout=timeout,
+        allow_redirects=False,
+        headers=headers,
+        auto_decompress=False,
     ) as resp:
         return await read_json(resp), resp.headers
 
