@@ -16,6 +16,11 @@ from kaitiaki.strictjson import JsonLimits, StrictJSONError, loads_strict
         (b"[" * 100 + b"]" * 100, "too_deep"),
         (b"[" * 50000, "too_deep"),
         (b"", "malformed"),
+        (b'{"a":"\\ud800"}', "lone_surrogate"),
+        (b'{"a":["x\\udfff"]}', "lone_surrogate"),
+        (b'{"\\ud83d":1}', "lone_surrogate"),
+        (b'"\\udc00"', "lone_surrogate"),
+        (b'{"a":"\\ude00\\ud83d"}', "lone_surrogate"),
     ],
 )
 def test_loads_strict_refuses(raw: bytes, reason: str) -> None:
@@ -71,3 +76,7 @@ def test_loads_strict_nesting_attack_is_400_not_crash() -> None:
         with pytest.raises(StrictJSONError) as caught:
             loads_strict(raw)
         assert caught.value.reason == "too_deep"
+
+
+def test_loads_strict_takes_a_surrogate_pair_as_one_character() -> None:
+    assert loads_strict(b'{"a":"\\ud83d\\ude00"}') == {"a": "\U0001f600"}

@@ -2,7 +2,11 @@
 
 Besides the grammar, a document is refused when it nests deeper than
 ``max_depth``, or (with :class:`JsonLimits`) when one object has more
-members, one array more items or one string more characters than allowed.
+members, one array more items or one string more characters than allowed,
+and when a string or member name holds a lone surrogate (``"\\ud800"``):
+I-JSON (RFC 7493 §2.1) forbids them, no UTF-8 encoder can write them, and
+every later step that encodes the value (a filter, a database, a log) would
+fail on it instead.
 """
 
 from __future__ import annotations
@@ -51,6 +55,16 @@ _DECODER = json.JSONDecoder(
 )
 
 
+def _check_text(text: str, limits: JsonLimits) -> None:
+    if len(text) > limits.max_string:
+        raise StrictJSONError("string_too_long")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise StrictJSONError("lone_surrogate") from None
+
+
 def _check_shape(
     node: dict[str, Any] | list[Any], depth: int, limits: JsonLimits
 ) -> None:
@@ -61,8 +75,8 @@ def _check_shape(
     if type(node) is dict:
         if len(node) > limits.max_members:
             raise StrictJSONError("too_many_members")
-        if any(len(key) > limits.max_string for key in node):
-            raise StrictJSONError("string_too_long")
+        for key in node:
+            _check_text(key, limits)
         children = node.values()
     else:
         if len(node) > limits.max_items:
@@ -71,8 +85,7 @@ def _check_shape(
     for child in children:
         kind = type(child)
         if kind is str:
-            if len(child) > limits.max_string:
-                raise StrictJSONError("string_too_long")
+            _check_text(child, limits)
         elif kind is dict or kind is list:
             _check_shape(child, depth + 1, limits)
 
@@ -101,4 +114,6 @@ def loads_strict(
         raise StrictJSONError("malformed") from exc
     if isinstance(value, dict | list):
         _check_shape(value, 1, limits)
+    elif isinstance(value, str):
+        _check_text(value, limits)
     return value

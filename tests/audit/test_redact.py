@@ -122,11 +122,13 @@ def test_pseudonymous_hashes_only_nhi_shaped_values() -> None:
     assert pseudonymous(None, HASHER) is None
 
 
-def test_audit_text_escapes_every_control_character_and_nothing_else() -> None:
+def test_audit_text_escapes_every_control_character_and_surrogate_and_nothing_else() -> None:
     from kaitiaki.audit.events import escape
 
-    for code in [*range(0x00, 0x2000), 0x2028, 0xFEFF, 0x1F600]:
+    surrogates = [0xD800, 0xDBFF, 0xDC00, 0xDFFF]
+    for code in [*range(0x00, 0x2000), 0x2028, 0xFEFF, 0x1F600, *surrogates]:
         value = f"a{chr(code)}b"
         unsafe = code < 0x20 or 0x7F <= code <= 0x9F or chr(code) == "\\"
+        unsafe = unsafe or 0xD800 <= code <= 0xDFFF  # no UTF-8 for these
         assert escape(value) == (f"a\\x{code:02x}b" if unsafe else value), code
         assert escape("x" * 300 + chr(code)) == "x" * 256

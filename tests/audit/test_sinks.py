@@ -13,7 +13,7 @@ from kaitiaki.audit import Query
 from kaitiaki.audit.chain import ChainHead, link
 from kaitiaki.audit.events import Record
 from kaitiaki.audit.sinks import AuditSink, JsonLinesSink, open_sink
-from kaitiaki.errors import ConfigError
+from kaitiaki.errors import AuditSinkError, ConfigError
 from tests.audit.conftest import request_event, settings_for
 
 Sink = tuple[AuditSink, Callable[[], list[Record]]]
@@ -156,3 +156,18 @@ def test_jsonl_drops_a_torn_final_line_on_open(tmp_path: Path, keys: object) -> 
 
     assert [record for _, record in sink.scan()] == records
     sink.close()
+
+
+def test_sink_refusing_a_value_stays_usable(any_sink: Sink, keys: object) -> None:
+    # A value no UTF-8 encoder can write (a lone surrogate that bypassed
+    # escaping): the sink refuses that batch or stores it escaped, and the
+    # next batch is stored either way (SQLite once kept its transaction open).
+    sink, read_back = any_sink
+    bad, good = _chained(keys, 2)
+    bad["client_id"] = "svc\ud800"
+    try:
+        sink.append([bad])
+    except AuditSinkError:
+        pass
+    sink.append([good])
+    assert read_back()[-1] == good

@@ -88,7 +88,9 @@ SECURITY_KINDS = frozenset(
     }
 )
 
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\]")
+# Control characters, the backslash, and lone surrogates (which no sink could
+# encode as UTF-8).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\\\ud800-\udfff]")
 _MAX_TEXT = 256
 
 

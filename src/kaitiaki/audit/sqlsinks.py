@@ -111,10 +111,18 @@ class SqliteSink:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(statement, rows)
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
+                # Whatever failed (a value sqlite3 cannot bind, too), the
+                # transaction must not stay open for the next batch.
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                raise AuditSinkError(f"audit database {self._path}: {exc}") from exc
+                if isinstance(exc, sqlite3.Error):
+                    raise AuditSinkError(f"audit database {self._path}: {exc}") from exc
+                if isinstance(exc, ValueError):  # no value is echoed
+                    raise AuditSinkError(
+                        f"audit database {self._path}: {type(exc).__name__}"
+                    ) from exc
+                raise
 
     def _select(self, tail: str, values: Sequence[object]) -> list[Record]:
         statement = f"SELECT {_quoted(COLUMN_NAMES)} FROM audit_event{tail}"  # noqa: S608
@@ -182,6 +190,8 @@ class PostgresSink:
         except psycopg.Error as exc:
             if self._conn is not None and self._conn.broken:
                 self._conn = None
+            raise AuditSinkError(f"audit database: {type(exc).__name__}") from exc
+        except ValueError as exc:  # a value psycopg cannot send; rolled back
             raise AuditSinkError(f"audit database: {type(exc).__name__}") from exc
 
     def _create(self, conn: psycopg.Connection[Any]) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import re2
 
-__all__ = ["base64_text", "shell_unquoted", "variants"]
+__all__ = ["base64_text", "shell_unquoted", "variants", "well_formed"]
 
 _ROUNDS = 3
 _UNICODE_ESCAPE = re2.compile(r"(?i)(?:\\u|%u)([0-9a-f]{4})")
@@ -32,8 +32,19 @@ _BASE64_CHARS = str.maketrans(
 )
 
 
+def well_formed(text: str) -> str:
+    """``text`` with each surrogate pair joined and each lone surrogate as
+    U+FFFD: what a UTF-8 encoder (RE2's, a database's) can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def _unescape(text: str) -> str:
-    text = str(_UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text))
+    # "\ud83d\ude00" is one character, "\ud800" alone none at all (U+FFFD).
+    text = well_formed(_UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text))
     return str(_HEX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), text))
 
 

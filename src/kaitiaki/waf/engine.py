@@ -15,7 +15,7 @@ from typing import Any
 import re2
 
 from kaitiaki.memo import BoundedMemo
-from kaitiaki.waf.decode import base64_text, shell_unquoted, variants
+from kaitiaki.waf.decode import base64_text, shell_unquoted, variants, well_formed
 from kaitiaki.waf.rules import ALL_TARGETS, RULES, Rule
 
 __all__ = ["Findings", "RuleEngine", "json_strings"]
@@ -54,7 +54,13 @@ class _CompiledSet:
     def match(self, text: str) -> Iterator[Rule]:
         if self.matcher is None or not text:
             return
-        for index in self.matcher.Match(text) or ():
+        try:
+            found = self.matcher.Match(text)
+        except UnicodeEncodeError:
+            # A lone surrogate from a JSON string or a decoding: RE2 takes
+            # UTF-8 only.
+            found = self.matcher.Match(well_formed(text))
+        for index in found or ():
             yield self.rules[index]
 
 
