@@ -117,7 +117,9 @@ def test_a_token_claim_with_a_lone_surrogate_is_401_and_the_next_request_served(
     refused = sqlite_gateway.client.get("/fhir/Patient", headers=_bearer(bad))
     assert refused.status_code == 401
     assert refused.json()["resourceType"] == "OperationOutcome"
-    served = sqlite_gateway.client.get("/fhir/Patient", headers=_bearer(standin.token()))
+    served = sqlite_gateway.client.get(
+        "/fhir/Patient", headers=_bearer(standin.token())
+    )
     assert served.status_code == 200
     assert len(sqlite_gateway.recorder.requests) == 1
     assert [s for s, _ in _statuses(sqlite_gateway.audit_path)][-2:] == [401, 200]
@@ -135,7 +137,9 @@ def test_a_request_context_with_a_lone_surrogate_is_400(
     assert refused.status_code == 400
     assert refused.json()["resourceType"] == "OperationOutcome"
     assert sqlite_gateway.recorder.requests == []
-    served = sqlite_gateway.client.get("/fhir/Patient", headers=_bearer(standin.token()))
+    served = sqlite_gateway.client.get(
+        "/fhir/Patient", headers=_bearer(standin.token())
+    )
     assert served.status_code == 200
     assert [s for s, _ in _statuses(sqlite_gateway.audit_path)][-2:] == [400, 200]
 
@@ -156,7 +160,9 @@ def test_a_body_with_a_lone_surrogate_is_400_and_never_forwarded(
         **_bearer(standin.token({"scope": "system/*.cruds"})),
         "Content-Type": "application/fhir+json",
     }
-    response = sqlite_gateway.client.post("/fhir/Patient", content=body, headers=headers)
+    response = sqlite_gateway.client.post(
+        "/fhir/Patient", content=body, headers=headers
+    )
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
     assert sqlite_gateway.recorder.requests == []
