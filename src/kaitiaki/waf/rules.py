@@ -192,11 +192,27 @@ RULES: tuple[Rule, ...] = (
          r"(?i)(?:[;|&\n\x60]|\$\(|\|\||&&)\s*(?:/(?:usr/)?s?bin/)?"
          r"(?:nc|ncat|netcat|telnet|socat|curl|wget|ssh|scp|ftp|tftp|ping|nslookup"
          r"|dig)\s+(?:-\S+\s+)*[\w@:-]+(?:\.[\w-]+)+", cmdline=True),
+    # A value that is a command. Words that are also names or FHIR tokens
+    # (a patient called Ruby, Perl or Ping; _elements=id) count at level 1
+    # only with an argument only a shell would take: an option, a path, a
+    # variable, a quote, or a dotted host; the rest count alone too.
     Rule("rce-leading-command", "rce",
+         r"(?i)^\s*(?:time\s+|nohup\s+|sudo\s+|env\s+)?(?:"
+         r"(?:whoami|uname|ifconfig|ipconfig|nslookup|busybox|powershell|chmod|"
+         r"chown|ncat|netcat|zsh)(?:\s+\S|\s*$)"
+         r"|(?:ls|wget|curl|nc|bash|sh|python[23]?|perl|ruby|php|who|id)"
+         r"\s+[-/.~$'\"\\|<>&;]"
+         r"|(?:ping|nc|curl|wget|ssh|telnet)\s+(?:-\S+\s+)*[\w-]+(?:\.[\w-]+)+)"
+         r"|^\s*(?:time|nohup|sudo|env)\s+(?:ls|wget|curl|nc|bash|sh|python[23]?|perl|"
+         r"ruby|php|who|id|ping)(?:\s+\S|\s*$)",
+         targets=_NOT_PROSE, cmdline=True),
+    # CRS's reading at level 2: any of those words as the whole value, or
+    # with any argument.
+    Rule("rce-bare-command", "rce",
          r"(?i)^\s*(?:time\s+|nohup\s+|sudo\s+|env\s+)?(?:ls|wget|curl|nc|ncat|bash|"
          r"sh|zsh|whoami|uname|ifconfig|ipconfig|nslookup|chmod|chown|busybox|"
          r"python[23]?|perl|ruby|php|powershell|who|id|ping)(?:\s+\S|\s*$)",
-         targets=_NOT_PROSE, cmdline=True),
+         paranoia=2, score=4, targets=_NOT_PROSE, cmdline=True),
     Rule("rce-substitution", "rce",
          r"(?i)\$\(\s*" + _COMMANDS + r"\b|\x60\s*" + _COMMANDS + r"\b[^\x60]*\x60"
          r"|\$\{IFS\}|\$IFS\b|\$\{(?:PATH|HOME|SHELL|PWD)[:}]|\$\(\(|\$\(\s*\)|"
