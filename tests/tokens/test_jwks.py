@@ -7,6 +7,10 @@ import asyncio
 import aiohttp
 import pytest
 from joserfc.jwk import ECKey
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from kaitiaki.errors import DependencyUnavailable
 from kaitiaki.settings import AuthSettings
@@ -48,9 +52,54 @@ async def test_jwks_concurrent_unknown_kids_fetch_once() -> None:
             assert await cache.get(str(key.kid)) is not None
             results = await asyncio.gather(*(cache.get(f"kid-{n}") for n in range(500)))
             assert all(result is None for result in results)
-            assert len(hits) == 1
-            clock.now += 61
+            # The first unknown kid may be a rotation: one fetch, shared.
+            assert len(hits) == 2
+            clock.now += 30
+            assert await cache.get("kid-again") is None
+            assert len(hits) == 2
+            clock.now += 31
             assert await cache.get("kid-new") is None
+            assert len(hits) == 3
+
+
+def _rotating_issuer(keys: list[ECKey], hits: list[int], port: int) -> Starlette:
+    url = f"http://127.0.0.1:{port}"
+
+    async def discovery(request: Request) -> Response:
+        return JSONResponse({"issuer": url, "jwks_uri": f"{url}/jwks"})
+
+    async def jwks(request: Request) -> Response:
+        hits.append(1)
+        document = {"keys": [k.as_dict(private=False) for k in keys]}
+        return JSONResponse(document, headers={"cache-control": "max-age=300"})
+
+    return Starlette(
+        routes=[
+            Route("/.well-known/openid-configuration", discovery),
+            Route("/jwks", jwks),
+        ]
+    )
+
+
+async def test_jwks_a_rotated_key_is_fetched_at_once_then_storms_wait() -> None:
+    """JWT-13: a token signed with a newly published key is accepted after one
+    refetch, however soon after the last fetch; forged kids after it cost
+    nothing more within the cool-down."""
+    old = ECKey.generate_key("P-256", auto_kid=True)
+    new = ECKey.generate_key("P-256", auto_kid=True)
+    keys, hits, port, clock = [old], [], free_port(), Clock()
+    with ThreadServer(_rotating_issuer(keys, hits, port), port) as server:
+        async with aiohttp.ClientSession() as session:
+            cache = JwksCache(_settings(server.url), session, clock)
+            assert await cache.get(str(old.kid)) is not None
+            keys.append(new)  # the issuer publishes, then signs with it
+            clock.now += 5
+            assert await cache.get(str(new.kid)) is not None
+            assert len(hits) == 2
+            clock.now += 1
+            forged = await asyncio.gather(*(cache.get(f"x-{n}") for n in range(200)))
+            assert forged == [None] * 200
+            assert await cache.get(str(old.kid)) is not None
             assert len(hits) == 2
 
 

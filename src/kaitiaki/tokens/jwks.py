@@ -115,6 +115,10 @@ class JwksCache:
         self._keys: dict[str, VerificationKey] = {}
         self._fetched_at: float | None = None
         self._last_attempt: float | None = None
+        # When a kid missing from fresh keys last caused a fetch, and how many
+        # fetches have started (a caller that waited behind one uses its result).
+        self._last_unknown: float | None = None
+        self._attempts = 0
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
         self.stats = JwksStats()
@@ -128,9 +132,11 @@ class JwksCache:
         return self.stats.fetches
 
     async def get(self, kid: str) -> VerificationKey | None:
-        """The key for ``kid``, refetching once per cool-down when unknown."""
+        """The key for ``kid``; a ``kid`` missing from fresh keys (a rotation,
+        or a forged token) refetches at once, but only once per cool-down."""
         now = self._clock()
-        if now < self._expires_at and kid in self._keys:
+        fresh = now < self._expires_at
+        if fresh and kid in self._keys:
             return self._keys[kid]
         # A fetch already in flight is waited for when there is no key for
         # ``kid`` at all (a cold start under load, a key rotation): those
@@ -138,8 +144,17 @@ class JwksCache:
         # known but past its lifetime does not wait: the last good key serves
         # within the grace period, so a hanging issuer stalls nobody.
         waiting = self._lock.locked() and kid not in self._keys
-        if self._may_refetch(now) or waiting:
-            await self._refresh()
+        # Unknown while the keys are fresh: the issuer may have rotated since
+        # the last fetch, however recent, so the first such kid fetches now;
+        # the cool-down then spaces fetches that unknown kids cause, so a
+        # storm of forged kids costs one fetch per cool-down.
+        unknown = fresh and kid not in self._keys
+        if unknown:
+            due = self._cooled(self._last_unknown, now)
+        else:
+            due = self._cooled(self._last_attempt, now)
+        if due or waiting:
+            await self._refresh(unknown=unknown, seen=self._attempts)
         now = self._clock()
         self._fail_if_stale(now)
         found = self._keys.get(kid)
@@ -152,8 +167,7 @@ class JwksCache:
             )
         return found
 
-    def _may_refetch(self, now: float) -> bool:
-        last = self._last_attempt
+    def _cooled(self, last: float | None, now: float) -> bool:
         return last is None or now - last >= self._settings.jwks_min_refresh_seconds
 
     def _fail_if_stale(self, now: float) -> None:
@@ -165,12 +179,19 @@ class JwksCache:
                 headers={"Retry-After": "30"},
             )
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, *, unknown: bool, seen: int) -> None:
         async with self._lock:
             # Callers queued behind one fetch share its result (single flight).
-            now = self._clock()
-            if not self._may_refetch(now):
+            if self._attempts != seen:
                 return
+            now = self._clock()
+            if unknown:
+                if not self._cooled(self._last_unknown, now):
+                    return
+                self._last_unknown = now
+            elif not self._cooled(self._last_attempt, now):
+                return
+            self._attempts += 1
             self._last_attempt = now
             try:
                 keys, seconds = await self._fetch()
