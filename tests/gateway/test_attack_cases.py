@@ -100,6 +100,58 @@ def test_gw08_method_override_with_read_token(
     assert gw.recorder.requests == []
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "_method=DELETE",
+        "%5Fmethod=DELETE",
+        "_METHOD=delete",
+        "_method=PUT&_method=DELETE",
+        "x-http-method-override=DELETE",
+        "X_HTTP_METHOD_OVERRIDE=DELETE",
+        "x-method-override=DELETE",
+        "__method=DELETE",
+    ],
+)
+@pytest.mark.parametrize("path", ["/fhir/Patient/pat-A", "/fhir/Patient"])
+def test_gw08_method_override_as_a_query_parameter(
+    pair: tuple[GatewayUnderTest, StandIn], query: str, path: str
+) -> None:
+    # Frameworks (Rails, Laravel, Symfony) read the method from `_method`.
+    gw, standin = pair
+    gw.recorder.requests.clear()
+    token = standin.token({"scope": "system/Patient.rs"})
+    headers = {**NO_TOKEN, "Authorization": f"Bearer {token}"}
+    status, text = send_raw(gw, "GET", f"{path}?{query}", headers)
+    assert status == 400
+    assert json.loads(text)["resourceType"] == "OperationOutcome"
+    assert "DELETE" not in text and "delete" not in text
+    assert gw.recorder.requests == []
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("_format=json", 200),
+        ("_summary=true&_elements=id,name", 200),
+        ("_pretty=true", 200),
+        ("foo=bar", 400),
+        ("name=x", 400),
+        ("_count=5", 400),
+    ],
+)
+def test_a_read_takes_only_the_format_parameters(
+    pair: tuple[GatewayUnderTest, StandIn], query: str, status: int
+) -> None:
+    gw, standin = pair
+    gw.recorder.requests.clear()
+    token = standin.token({"scope": "system/Patient.rs"})
+    headers = {**NO_TOKEN, "Authorization": f"Bearer {token}"}
+    got, text = send_raw(gw, "GET", f"/fhir/Patient/pat-A?{query}", headers)
+    assert got == status, text
+    assert len(gw.recorder.requests) == (1 if status == 200 else 0)
+
+
 BODIES = [
     (
         "BODY-01",

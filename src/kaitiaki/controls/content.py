@@ -32,9 +32,15 @@ __all__ = ["Validator", "inflate"]
 logger = logging.getLogger("kaitiaki.validate")
 
 _ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
-_CAPABILITY_PARAMETERS = frozenset(
-    {"mode", "_format", "_pretty", "_summary", "_elements"}
-)
+# The parameters an interaction without search takes (FHIR R4 §3.1.0.1.7
+# and §3.1.1.0.1): any other is refused, so nothing unchecked in a query
+# reaches the upstream.
+_FORMAT_PARAMETERS = frozenset({"_format", "_pretty", "_summary", "_elements"})
+_ROUTE_PARAMETERS = {
+    "capabilities": _FORMAT_PARAMETERS | {"mode"},
+    "read": _FORMAT_PARAMETERS,
+    "vread": _FORMAT_PARAMETERS,
+}
 
 
 def inflate(body: bytes, encoding: str, settings: ValidationSettings) -> bytes:
@@ -92,17 +98,19 @@ class Validator:
 
     def check_route(self, interaction: Interaction, request: CanonicalRequest) -> None:
         """A resource type FHIR R4 does not define is no route (404); the
-        public capabilities interaction takes only its own parameters."""
+        capabilities, read and vread interactions take only their own
+        parameters."""
         resource_type = interaction.resource_type
         if resource_type is not None and (
             resource_type not in self.definitions.resource_types
         ):
             raise NotFound("No route matches the request.", detail="no_route")
-        if interaction.name == "capabilities":
+        allowed = _ROUTE_PARAMETERS.get(interaction.name)
+        if allowed is not None:
             for position, (name, _) in enumerate(request.query):
-                if name not in _CAPABILITY_PARAMETERS:
+                if name not in allowed:
                     raise InvalidContent(
-                        "A search parameter is not supported for this resource type.",
+                        "A parameter is not supported for this interaction.",
                         issue_code="value",
                         detail="search_parameter",
                         expression=f"parameter[{position}]",

@@ -66,12 +66,23 @@ FORWARDING = frozenset(
 _CONNECTION_OK = frozenset({"close", "keep-alive"})
 
 
+_STEERING_PARAMS = frozenset({"_method", "__method", "_httpmethod", "_http_method"})
+
+
 def _steering(name: str) -> bool:
     return (
         name in _STEERING
         or name.startswith("x-http-method")
         or name.endswith("-method-override")
     )
+
+
+def _steering_param(name: str) -> bool:
+    """A query parameter frameworks read as the method (Rails, Laravel,
+    Symfony ``_method``; the header names as parameters). FHIR names its own
+    parameters with a leading ``_`` and has no ``_method``."""
+    lowered = name.lower()
+    return lowered in _STEERING_PARAMS or _steering(lowered.replace("_", "-"))
 
 
 def _removed(name: str) -> bool:
@@ -114,7 +125,13 @@ def apply_carriage_rules(
             detail="method_override",
         )
     _check_connection(headers)
-    if "access_token" in request.param_names():
+    names = request.param_names()
+    if any(_steering_param(name) for name in names):
+        raise BadRequest(
+            "Parameters that override the method are not accepted.",
+            detail="method_override",
+        )
+    if "access_token" in names:
         raise Unauthenticated(
             "Access tokens are accepted only in the Authorization header.",
             detail="token_in_query",
