@@ -170,3 +170,14 @@ def test_sink_refusing_a_value_stays_usable(any_sink: Sink, keys: object) -> Non
         sink.append([bad])
     sink.append([good])
     assert read_back()[-1] == good
+
+
+def test_sink_appends_a_large_batch_whole_and_in_order(
+    any_sink: Sink, keys: object
+) -> None:
+    # 1,000 records: several multi-row statements of every size in SQLite.
+    sink, read_back = any_sink
+    records = _chained(keys, 1000)
+    sink.append(records[:997])
+    sink.append(records[997:])
+    assert read_back() == records
