@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["JsonLimits", "StrictJSONError", "loads_strict"]
+__all__ = ["JsonLimits", "StrictJSONError", "loads_strict", "well_formed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +53,18 @@ def _no_constants(name: str) -> Any:
 _DECODER = json.JSONDecoder(
     object_pairs_hook=_no_duplicates, parse_constant=_no_constants
 )
+
+
+def well_formed(text: str) -> str:
+    """``text`` with each surrogate pair joined and each lone surrogate as
+    U+FFFD: what a UTF-8 encoder (RE2's, a database's, a file's) can take.
+    For text that is shown or matched, not for text that is decided on:
+    that is refused instead (:func:`loads_strict`)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
 
 
 def _check_text(text: str, limits: JsonLimits) -> None:

@@ -497,6 +497,34 @@ def test_a_slow_head_after_a_reply_gets_408_too(
     assert len(gateway.recorder.requests) == 1
 
 
+@pytest.mark.parametrize("filler", [b"\r\n", b"\n"])
+def test_empty_lines_after_a_reply_do_not_hold_the_connection(
+    gateway: GatewayUnderTest, monkeypatch: pytest.MonkeyPatch, filler: bytes
+) -> None:
+    # llhttp skips empty lines between requests without a callback, and each
+    # read ends uvicorn's keep-alive wait: the head deadline must run instead.
+    monkeypatch.setattr(listener, "HEAD_TIMEOUT_SECONDS", 1.0)
+    port = gateway.client.base_url.port
+    assert port is not None
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(METADATA)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200"), first[:80]
+        started, closed = time.monotonic(), False
+        sock.settimeout(0.3)
+        while time.monotonic() - started < 8 and not closed:
+            try:
+                sock.sendall(filler)
+                closed = sock.recv(65536) == b""
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed = True
+    assert closed
+    assert time.monotonic() - started < 4
+    assert len(gateway.recorder.requests) == 1
+
+
 def test_a_head_within_its_deadline_is_served(
     gateway: GatewayUnderTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -244,7 +244,14 @@ def _parse(body: bytes) -> dict[str, Any]:
 def _dump(data: dict[str, Any]) -> bytes:
     # Always re-serialised: with duplicate member names in the upstream's
     # reply, a client's parser could otherwise read a member we did not check.
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        # A lone surrogate ("\ud800") in the reply: no UTF-8 can hold it.
+        raise UpstreamFailed(
+            "The upstream reply could not be checked.", detail="egress_unparseable"
+        ) from exc
 
 
 def valid_patient_id(value: str | None) -> str:

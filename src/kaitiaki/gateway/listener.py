@@ -238,10 +238,17 @@ class ListenerProtocol(HttpToolsProtocol):
             return
         if self._phase == _HEAD:
             self._refuse(_HEAD_TIMEOUT)
-        elif self._phase == _IDLE and self.cycle is None:
-            # Opened and never used: closed as uvicorn closes an idle one.
+        elif self._phase == _IDLE and self._between_requests():
+            # Opened and never used, or only empty lines since the last
+            # reply: closed as uvicorn closes an idle one.
             self._refusing = True
             self.transport.close()
+
+    def _between_requests(self) -> bool:
+        """No request being answered or waiting (uvicorn keeps the last
+        cycle after its reply)."""
+        cycle = self.cycle
+        return (cycle is None or cycle.response_complete) and not self.pipeline
 
     def data_received(self, data: bytes) -> None:
         if self._refusing:
@@ -274,6 +281,13 @@ class ListenerProtocol(HttpToolsProtocol):
         if self._head_bytes + self._unseen > self.max_head_bytes:
             too_large = _BODY_FRAMING_TOO_LARGE if self._phase == _BODY else _TOO_LARGE
             self._refuse(too_large)
+            return
+        if self._phase == _IDLE and self._between_requests():
+            # Bytes that began no request (empty lines, which llhttp skips)
+            # ended uvicorn's keep-alive wait above: the head deadline runs
+            # from them instead, or a trickle of CRLFs would hold the
+            # connection for ever.
+            self._arm_head_timer()
 
     def _refuse(self, response: bytes) -> None:
         """Answer the request being parsed with ``response`` (once, in its

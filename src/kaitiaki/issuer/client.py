@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from kaitiaki.bounded import read_decoded
 from kaitiaki.issuer.assertion import CLIENT_ASSERTION_TYPE
 from kaitiaki.issuer.keys import algorithm_for, load_private_key
 from kaitiaki.issuer.refusals import TokenRequestFailed
+from kaitiaki.strictjson import loads_strict
 
 __all__ = [
     "TokenResponse",
@@ -99,7 +99,7 @@ async def _read_json(response: aiohttp.ClientResponse) -> dict[str, Any]:
             "the issuer's response is too large", error="invalid_response"
         )
     try:
-        data = json.loads(body)
+        data = loads_strict(body, max_depth=16)
     except ValueError as exc:
         raise TokenRequestFailed(
             "the issuer did not answer with JSON", error="invalid_response"

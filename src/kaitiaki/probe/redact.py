@@ -8,6 +8,8 @@ import json
 import re
 from collections.abc import Iterable
 
+from kaitiaki.strictjson import well_formed
+
 __all__ = ["Redactor"]
 
 _JWT = re.compile(r"eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*\.?[A-Za-z0-9_\-]*")
@@ -72,7 +74,9 @@ class Redactor:
 def _pretty(raw: bytes) -> str | None:
     """Indented JSON, so a discovery document or an error reads in a report."""
     try:
-        return json.dumps(json.loads(raw), indent=1, ensure_ascii=False)
+        # A lone surrogate in the target's JSON would stop the report's
+        # UTF-8 file: it is shown as U+FFFD.
+        return well_formed(json.dumps(json.loads(raw), indent=1, ensure_ascii=False))
     except (ValueError, RecursionError):
         return None
 

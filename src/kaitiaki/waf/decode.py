@@ -16,7 +16,9 @@ from urllib.parse import unquote
 
 import re2
 
-__all__ = ["base64_text", "shell_unquoted", "variants", "well_formed"]
+from kaitiaki.strictjson import well_formed
+
+__all__ = ["base64_text", "shell_unquoted", "variants"]
 
 _ROUNDS = 3
 _UNICODE_ESCAPE = re2.compile(r"(?i)(?:\\u|%u)([0-9a-f]{4})")
@@ -30,16 +32,6 @@ _SHELL_EMPTY = ("$()", "<()", ">()", "${IFS}", "$IFS", "$@")
 _BASE64_CHARS = str.maketrans(
     "", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-="
 )
-
-
-def well_formed(text: str) -> str:
-    """``text`` with each surrogate pair joined and each lone surrogate as
-    U+FFFD: what a UTF-8 encoder (RE2's, a database's) can take."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return text
 
 
 def _unescape(text: str) -> str:

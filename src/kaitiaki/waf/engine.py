@@ -15,7 +15,8 @@ from typing import Any
 import re2
 
 from kaitiaki.memo import BoundedMemo
-from kaitiaki.waf.decode import base64_text, shell_unquoted, variants, well_formed
+from kaitiaki.strictjson import well_formed
+from kaitiaki.waf.decode import base64_text, shell_unquoted, variants
 from kaitiaki.waf.rules import ALL_TARGETS, RULES, Rule
 
 __all__ = ["Findings", "RuleEngine", "json_strings"]
