@@ -24,13 +24,17 @@ def free_port() -> int:
 class ThreadServer:
     """An ASGI app served by uvicorn on a loopback port in a background thread."""
 
-    def __init__(self, app: Any, port: int | None = None) -> None:
+    def __init__(
+        self, app: Any, port: int | None = None, *, stock: bool = False
+    ) -> None:
         self.port = port or free_port()
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=self.port,
-            http=ListenerProtocol,  # as `kaitiaki serve` runs it
+            # As `kaitiaki serve` runs it; ``stock``: uvicorn's own protocol,
+            # as an application's server runs kaitiaki.protect.
+            http="auto" if stock else ListenerProtocol,
             lifespan="on",
             access_log=False,
             log_level="warning",

@@ -18,7 +18,7 @@ import zlib
 
 import aiohttp
 
-__all__ = ["read_bounded", "read_decoded"]
+__all__ = ["decode_body", "read_bounded", "read_decoded"]
 
 # The codings aiohttp asks for (its default Accept-Encoding) without brotli
 # or zstd installed; ``x-gzip`` is gzip's old name (RFC 9110 §8.4.1.3).
@@ -112,4 +112,20 @@ async def read_decoded(response: aiohttp.ClientResponse, max_bytes: int) -> byte
         if decoder.size > max_bytes:
             return b"".join(pieces)
     decoder.finish()
+    return b"".join(pieces)
+
+
+def decode_body(coding: str, body: bytes, max_bytes: int) -> bytes:
+    """A whole body already in hand, decoded as :func:`read_decoded` decodes
+    a reply: ``coding`` is its Content-Encoding; the same bound and the same
+    error for a coding that is unknown, malformed or does not end."""
+    coding = coding.strip().lower()
+    if coding in ("", "identity"):
+        return body
+    if coding not in _CODINGS:
+        raise _incomplete("unsupported content coding")
+    decoder = _Decoder(coding, max_bytes)
+    pieces = decoder.feed(body)
+    if decoder.size <= max_bytes:
+        decoder.finish()
     return b"".join(pieces)

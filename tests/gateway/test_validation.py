@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from kaitiaki.errors import ConfigError
 from kaitiaki.gateway.metadata import load_validator
+from kaitiaki.gateway.upstream import HttpUpstream
 from kaitiaki.settings import parse_settings
 from tests.conftest import ThreadServer
 from tests.gateway.conftest import GatewayUnderTest, StandIn, gateway_toml
@@ -336,7 +337,7 @@ async def test_capability_mode_refuses_to_start_without_metadata(
         settings = parse_settings(toml.replace("UP", upstream.url), source="test")
         async with aiohttp.ClientSession() as session:
             with pytest.raises(ConfigError):
-                await load_validator(settings, session)
+                await load_validator(settings, HttpUpstream(session))
 
 
 @pytest.mark.parametrize(

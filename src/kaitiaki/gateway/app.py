@@ -24,8 +24,10 @@ from kaitiaki.gateway.auditing import GatewayAudit
 from kaitiaki.gateway.cors import cors_headers
 from kaitiaki.gateway.edge import EdgePolicy
 from kaitiaki.gateway.exchange import Trail, handle_request
+from kaitiaki.gateway.inprocess import AppLifespan, ASGIApp, AsgiUpstream
 from kaitiaki.gateway.metadata import load_validator
 from kaitiaki.gateway.responses import Reply, refusal_reply
+from kaitiaki.gateway.upstream import HttpUpstream, Upstream
 from kaitiaki.iam import SecretStore
 from kaitiaki.iam.startup import secret_store
 from kaitiaki.iam.suspensions import Suspensions
@@ -63,7 +65,12 @@ def _freeze_heap() -> None:
 
 
 class Gateway:
-    """ASGI application; the shared clients are opened in the lifespan."""
+    """ASGI application; the shared clients are opened in the lifespan.
+
+    Admitted requests go to ``settings.gateway.upstream`` over HTTP, or, when
+    ``app`` is given, to that ASGI application in this process
+    (:func:`kaitiaki.protect`), whose lifespan then runs inside the gateway's.
+    """
 
     def __init__(
         self,
@@ -72,8 +79,14 @@ class Gateway:
         clock: Callable[[], float] = time.time,
         environ: Mapping[str, str] | None = None,
         freeze_heap: bool = False,
+        app: ASGIApp | None = None,
     ):
+        if app is None:
+            _require_upstreams(settings)
         self.settings = settings
+        self.app_lifespan = AppLifespan(app) if app is not None else None
+        self._app = app
+        self.upstream: Upstream | None = None
         self.clock = clock
         # Set by `kaitiaki serve`, which owns its process; never by an app
         # that embeds the gateway in a process of its own.
@@ -113,6 +126,10 @@ class Gateway:
         self.signer, self.contexts = signer, contexts
 
     async def startup(self) -> None:
+        if self.app_lifespan is not None:
+            # The application is ready before the gateway reads its
+            # CapabilityStatement or sends it anything.
+            await self.app_lifespan.startup()
         connector = aiohttp.TCPConnector(
             limit=256, ttl_dns_cache=300, ssl=self.upstream_tls or True
         )
@@ -123,6 +140,11 @@ class Gateway:
             auto_decompress=True,
             trust_env=False,
             cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        self.upstream = (
+            AsgiUpstream(self._app, self.app_lifespan)
+            if self._app is not None
+            else HttpUpstream(self.session)
         )
         self.audit = GatewayAudit(self.settings, self.clock)
         self.keys = JwksCache(
@@ -139,7 +161,7 @@ class Gateway:
         self.limits.on_state = self.audit.limiter_state
         self.suspensions = Suspensions(Path(self.settings.admin.suspensions_file))
         _warn_weak_policies(self.settings)
-        self.validator = await load_validator(self.settings, self.session)
+        self.validator = await load_validator(self.settings, self.upstream)
         if self.freeze_heap:
             _freeze_heap()
         logger.info("gateway %s ready", self.settings.gateway.instance)
@@ -147,14 +169,16 @@ class Gateway:
     async def apply_settings(self, settings: Settings) -> None:
         """Switch to reloaded settings. The listeners, the audit sink and the
         upstream TLS context stay as they are: they need a restart."""
-        if self.session is None:
+        if self.session is None or self.upstream is None:
             raise RuntimeError("gateway used before startup")
+        if self._app is None:
+            _require_upstreams(settings)
         validator = self.validator
         if (settings.validation, settings.gateway.upstream) != (
             self.settings.validation,
             self.settings.gateway.upstream,
         ):
-            validator = await load_validator(settings, self.session)
+            validator = await load_validator(settings, self.upstream)
         self._derive(settings)
         self.validator = validator
         if settings.auth != self.settings.auth:
@@ -189,6 +213,8 @@ class Gateway:
             await self.tokens.replay.close()
         if self.audit is not None:
             self.audit.close()
+        if self.app_lifespan is not None:
+            await self.app_lifespan.shutdown()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -239,6 +265,19 @@ class Gateway:
         if self.audit is None:
             raise RuntimeError("gateway used before startup")
         return await self.audit.finish(trail, reply, started)
+
+
+def _require_upstreams(settings: Settings) -> None:
+    """A gateway in front of HTTP upstreams must be told where they are."""
+    if not settings.gateway.upstream:
+        raise ConfigError(
+            "gateway.upstream: the URL of the FHIR upstream the gateway protects "
+            "(only kaitiaki.protect, which calls an application in its own "
+            "process, runs without one)"
+        )
+    for route in settings.rest:
+        if not route.upstream:
+            raise ConfigError(f"rest route {route.prefix}: upstream is required")
 
 
 def _warn_weak_policies(settings: Settings) -> None:

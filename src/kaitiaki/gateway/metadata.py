@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import logging
 
-import aiohttp
-
-from kaitiaki.bounded import read_decoded
 from kaitiaki.controls.content import Validator
-from kaitiaki.errors import ConfigError
+from kaitiaki.errors import ConfigError, UpstreamFailed
+from kaitiaki.gateway.upstream import Upstream
 from kaitiaki.settings import Settings
 from kaitiaki.strictjson import StrictJSONError, loads_strict
 
@@ -20,35 +18,32 @@ logger = logging.getLogger("kaitiaki.gateway")
 _MAX_METADATA_BYTES = 8 * 1_048_576
 
 
-async def load_validator(
-    settings: Settings, session: aiohttp.ClientSession | None
-) -> Validator:
+async def load_validator(settings: Settings, upstream: Upstream | None) -> Validator:
     """The definitions; refuse to start if the CapabilityStatement is needed
     but cannot be read (never validate against nothing)."""
     if settings.validation.search_parameters != "capability":
         return Validator.load(settings.validation)
-    if session is None:
-        raise ConfigError("validation.search_parameters: no upstream session")
+    if upstream is None:
+        raise ConfigError("validation.search_parameters: no upstream to ask")
     url = settings.gateway.upstream.rstrip("/") + "/metadata"
     try:
-        async with session.get(
+        reply = await upstream.send(
+            "GET",
             url,
-            headers={"accept": "application/fhir+json"},
-            allow_redirects=False,
-            auto_decompress=False,
-            timeout=aiohttp.ClientTimeout(
-                total=settings.gateway.upstream_timeout_seconds
-            ),
-        ) as response:
-            body = await read_decoded(response, _MAX_METADATA_BYTES)
-            status = response.status
-    except (aiohttp.ClientError, TimeoutError) as exc:
+            {"accept": "application/fhir+json"},
+            None,
+            timeout=settings.gateway.upstream_timeout_seconds,
+        )
+    except UpstreamFailed as exc:
         raise ConfigError(
             "validation.search_parameters = 'capability': the upstream's "
             "/metadata could not be fetched"
         ) from exc
+    status, body = reply.status, reply.body
     if status != 200:
         raise ConfigError("the upstream's /metadata did not answer 200")
+    if len(body) > _MAX_METADATA_BYTES:
+        raise ConfigError("the upstream's /metadata is too large")
     try:
         statement = loads_strict(body, max_depth=32)
     except StrictJSONError as exc:

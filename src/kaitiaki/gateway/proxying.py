@@ -11,7 +11,7 @@ from kaitiaki.errors import NotFound, UpstreamFailed
 from kaitiaki.fhir.outcome import refusal_outcome
 from kaitiaki.gateway.bodies import FORM, SEARCH_POSTS
 from kaitiaki.gateway.responses import FHIR_JSON, Reply, security_headers
-from kaitiaki.gateway.upstream import UpstreamReply, forward, outbound_headers
+from kaitiaki.gateway.upstream import UpstreamReply, outbound_headers
 from kaitiaki.request import CanonicalRequest, encode_query
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ async def proxy(
     access: Access | None = None,
 ) -> Reply:
     settings = gateway.settings.gateway
-    if gateway.session is None:
+    if gateway.upstream is None:
         raise RuntimeError("gateway used before startup")
     upstream_base = settings.upstream.rstrip("/")
     url = upstream_base + request.path[len(settings.fhir_base) :]
@@ -41,8 +41,7 @@ async def proxy(
     checked = access is not None and access.checks_egress
     # A HEAD whose reply must be checked is sent as GET.
     method = "GET" if checked and request.method == "HEAD" else request.method
-    reply = await forward(
-        gateway.session,
+    reply = await gateway.upstream.send(
         method,
         url,
         outbound_headers(request.headers, identity),

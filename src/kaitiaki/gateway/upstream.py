@@ -8,14 +8,16 @@ only it can set (a client sending them is not forwarded either).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
 from kaitiaki.bounded import read_decoded
 from kaitiaki.errors import UpstreamFailed
 
-__all__ = ["UpstreamReply", "forward"]
+__all__ = ["HttpUpstream", "Upstream", "UpstreamReply", "forward", "kept_reply_headers"]
 
 _FORWARDED = (
     "accept",
@@ -52,6 +54,53 @@ class UpstreamReply:
     body: bytes
 
 
+class Upstream(Protocol):
+    """Where the gateway sends a request it has admitted: over HTTP to
+    another service (:class:`HttpUpstream`), or to an ASGI application in
+    the same process (:class:`kaitiaki.gateway.inprocess.AsgiUpstream`)."""
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        timeout: float,
+    ) -> UpstreamReply:
+        """The whole reply, decoded; any failure to get one is
+        :class:`~kaitiaki.errors.UpstreamFailed` (502)."""
+        ...
+
+
+class HttpUpstream:
+    """The upstream over HTTP, through the gateway's pooled aiohttp client."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    async def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        *,
+        timeout: float,
+    ) -> UpstreamReply:
+        return await forward(self.session, method, url, headers, body, timeout=timeout)
+
+
+def kept_reply_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A reply's headers by lower-case name, without those that never reach
+    the client (hop-by-hop, cookies, server and framework banners)."""
+    return [
+        (name.lower(), value)
+        for name, value in headers
+        if name.lower() not in _DROPPED_REPLY
+    ]
+
+
 def outbound_headers(
     headers: dict[str, list[str]], identity: dict[str, str]
 ) -> dict[str, str]:
@@ -86,11 +135,7 @@ async def forward(
                 raise UpstreamFailed(
                     "The upstream reply was too large.", detail="upstream_too_large"
                 )
-            kept = [
-                (name.lower(), value)
-                for name, value in response.headers.items()
-                if name.lower() not in _DROPPED_REPLY
-            ]
+            kept = kept_reply_headers(response.headers.items())
             return UpstreamReply(response.status, kept, payload)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise UpstreamFailed(

@@ -15,7 +15,7 @@ from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.validate import json_limits
 from kaitiaki.errors import InsufficientScope, UpstreamFailed
 from kaitiaki.gateway.responses import Reply, security_headers
-from kaitiaki.gateway.upstream import forward, outbound_headers
+from kaitiaki.gateway.upstream import outbound_headers
 from kaitiaki.request import CanonicalRequest, encode_query
 from kaitiaki.rest.errors import refusal_errors
 from kaitiaki.rest.openapi import OpenApiDocument, Operation
@@ -136,7 +136,7 @@ async def _proxy(
     *,
     operation: Operation,
 ) -> Reply:
-    if gateway.session is None:
+    if gateway.upstream is None:
         raise RuntimeError("gateway used before startup")
     url = route.upstream.rstrip("/") + request.path[len(route.prefix) :]
     if request.query:
@@ -151,8 +151,7 @@ async def _proxy(
     identity["x-correlation-id"] = trail.correlation_id
     if trail.client_id is not None:
         identity["kaitiaki-client-id"] = trail.client_id
-    reply = await forward(
-        gateway.session,
+    reply = await gateway.upstream.send(
         request.method,
         url,
         outbound_headers(request.headers, identity),

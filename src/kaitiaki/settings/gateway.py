@@ -19,7 +19,9 @@ class GatewaySettings(_Frozen):
     port: Port = 8080
     public_url: str | None = None
     fhir_base: str = "/fhir"
-    upstream: str
+    # Required by `kaitiaki serve`; kaitiaki.protect calls its application
+    # in process instead, and sets it to the public base itself.
+    upstream: str = ""
     instance: str = "gateway-1"
     public_paths: tuple[str, ...] = ("/metadata", "/.well-known/*")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
@@ -127,7 +129,7 @@ class RestRoute(_Frozen):
 
     prefix: str
     openapi: str
-    upstream: str
+    upstream: str = ""  # required by `kaitiaki serve`, set by kaitiaki.protect
     allow_unknown_query: bool = False
 
     @field_validator("prefix")
