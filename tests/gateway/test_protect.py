@@ -8,6 +8,7 @@ import gzip
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +68,22 @@ class App:
                 media_type=FHIR,
             )
 
+        async def observation(request: Request) -> Response:
+            # o-<patient>-<n>: an Observation about that patient.
+            self.seen.append({"path": request.url.path})
+            resource_id = request.path_params["id"]
+            patient = resource_id.split("-")[1]
+            return JSONResponse(
+                {
+                    "resourceType": "Observation",
+                    "id": resource_id,
+                    "status": "final",
+                    "code": {"text": "pulse"},
+                    "subject": {"reference": f"Patient/{patient}"},
+                },
+                media_type=FHIR,
+            )
+
         async def boom(request: Request) -> Response:
             self.seen.append({"path": request.url.path})
             raise RuntimeError("Aroha Test-Patient ZZZ0016 broke the database")
@@ -96,9 +113,10 @@ class App:
             routes=[
                 Route("/fhir/Patient", patients, methods=["GET", "POST"]),
                 Route("/fhir/Patient/{id}", patients, methods=["GET"]),
-                Route("/fhir/Encounter/boom", boom),
-                Route("/fhir/Encounter/slow", slow),
-                Route("/fhir/Observation/{id}", zipped),
+                Route("/fhir/Procedure/boom", boom),
+                Route("/fhir/Procedure/slow", slow),
+                Route("/fhir/Observation/{id:str}", zipped),
+                Route("/fhir/Encounter/{id}", observation),
             ],
             lifespan=lifespan,
         )
@@ -254,7 +272,7 @@ def test_an_application_fault_is_a_502_that_shows_and_logs_nothing_of_it(
 ) -> None:
     caplog.set_level(logging.INFO)
     reply = protected.client.get(
-        "/fhir/Encounter/boom", headers=bearer(standin.token())
+        "/fhir/Procedure/boom", headers=bearer(standin.token())
     )
     assert reply.status_code == 502
     assert reply.json()["resourceType"] == "OperationOutcome"
@@ -283,7 +301,7 @@ def test_an_application_that_does_not_reply_in_time_is_a_502(
         ThreadServer(kaitiaki.protect(app.starlette(), settings), stock=True) as server,
         httpx.Client(base_url=server.url, timeout=15) as client,
     ):
-        reply = client.get("/fhir/Encounter/slow", headers=bearer(standin.token()))
+        reply = client.get("/fhir/Procedure/slow", headers=bearer(standin.token()))
         assert reply.status_code == 502
         assert reply.elapsed.total_seconds() < 5
         assert reply.json()["resourceType"] == "OperationOutcome"
@@ -364,3 +382,33 @@ def test_protect_takes_a_settings_file_only_its_owner_may_read(
     path.chmod(0o600)
     wrapped = kaitiaki.protect(App().starlette(), path)
     assert wrapped.settings.gateway.upstream == "https://gw.example/fhir"
+
+
+def test_a_patient_token_sees_only_its_patients_data_from_the_application(
+    protected: Protected, standin: StandIn
+) -> None:
+    # The reply check runs on the application's reply as on an upstream's.
+    claims = {"scope": "patient/*.rs", "patient": "pat1", "sub": "user-1", "acr": "3"}
+    headers = bearer(standin.token(claims))
+    other = protected.client.get("/fhir/Encounter/o-pat2-1", headers=headers)
+    assert other.status_code == 404
+    assert "pat2" not in other.text
+    own = protected.client.get("/fhir/Encounter/o-pat1-1", headers=headers)
+    assert own.status_code == 200
+    assert own.json()["subject"] == {"reference": "Patient/pat1"}
+
+
+def test_concurrent_requests_each_get_their_own_reply(
+    protected: Protected, standin: StandIn
+) -> None:
+    headers = bearer(standin.token())
+    ids = [f"o-pat{n}-{n}" for n in range(24)]
+
+    def fetch(resource_id: str) -> str:
+        reply = protected.client.get(f"/fhir/Encounter/{resource_id}", headers=headers)
+        assert reply.status_code == 200
+        return str(reply.json()["id"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        assert list(pool.map(fetch, ids)) == ids
+    assert len(protected.app.seen) == len(ids)
