@@ -412,3 +412,27 @@ def test_concurrent_requests_each_get_their_own_reply(
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(fetch, ids)) == ids
     assert len(protected.app.seen) == len(ids)
+
+
+def test_a_websocket_never_reaches_the_application(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    called: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        called.append(scope["type"])
+
+    wrapped = kaitiaki.protect(app, protected_settings(standin, tmp_path))
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/fhir/ws", "headers": []}
+    asyncio.run(wrapped(scope, receive, send))
+    # Not accepted: the server refuses the handshake (uvicorn answers 403).
+    assert called == []
+    assert all(m["type"] != "websocket.accept" for m in sent)
