@@ -10,6 +10,7 @@ from kaitiaki.controls.authenticate import refuse_token_in_form
 from kaitiaki.controls.bundle import authorise_bundle
 from kaitiaki.controls.compartment import check_in_compartment
 from kaitiaki.controls.content import inflate
+from kaitiaki.controls.filter import refuse_method_params
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
 from kaitiaki.controls.labels import satisfies_rules
 from kaitiaki.controls.patient_ids import check_patient_ids
@@ -171,6 +172,7 @@ async def _search_form(
     )
     form = parse_query(body, max_bytes=limit)
     refuse_token_in_form(form)
+    refuse_method_params(name for name, _ in form)
     trail.step = "filter"
     gateway.filter.inspect_query(form, trail.route, request.path, trail.waf)
     gateway.filter.decide(trail.waf)
