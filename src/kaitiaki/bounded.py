@@ -100,7 +100,9 @@ async def read_decoded(response: aiohttp.ClientResponse, max_bytes: int) -> byte
     the decoded body, bounded in its decoded size. A coding other than gzip
     or deflate, or one that is malformed or does not end, raises
     :class:`aiohttp.ClientPayloadError` as a body cut short does."""
-    coding = response.headers.get("Content-Encoding", "").strip().lower()
+    # Every field line: two are one list (RFC 9110 §5.3), a coding applied twice.
+    lines = response.headers.getall("Content-Encoding", ())
+    coding = ", ".join(lines).strip().lower()
     if coding in ("", "identity"):
         return await read_bounded(response, max_bytes)
     if coding not in _CODINGS:

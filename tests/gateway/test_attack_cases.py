@@ -129,6 +129,42 @@ def test_gw08_method_override_as_a_query_parameter(
     assert gw.recorder.requests == []
 
 
+@pytest.fixture(scope="module")
+def lenient(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayUnderTest, StandIn]]:
+    extra = "[validation]\nallow_unknown_search_parameters = true\n"
+    path = Path(tmp_path_factory.mktemp("lenient"))
+    with running_gateway(path, extra) as pair:
+        yield pair
+
+
+@pytest.mark.parametrize(
+    "form",
+    ["_method=DELETE", "name=x&_METHOD=delete", "x-http-method-override=DELETE"],
+)
+def test_gw08_method_override_in_a_search_form_body(
+    lenient: tuple[GatewayUnderTest, StandIn], form: str
+) -> None:
+    # A POST _search body is form-encoded: where Rails, Laravel and Symfony
+    # look for `_method` first. Unknown search parameters being allowed must
+    # not let it through to the upstream.
+    gw, standin = lenient
+    gw.recorder.requests.clear()
+    token = standin.token({"scope": "system/Patient.rs"})
+    headers = {
+        **NO_TOKEN,
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    status, text = send_raw(gw, "POST", "/fhir/Patient/_search", headers, form.encode())
+    assert status == 400, text
+    assert json.loads(text)["resourceType"] == "OperationOutcome"
+    assert "DELETE" not in text and "delete" not in text
+    assert gw.recorder.requests == []
+    assert gw.events()[-1]["refusal_code"] == "method_override"
+
+
 @pytest.mark.parametrize(
     ("query", "status"),
     [

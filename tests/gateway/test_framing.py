@@ -582,3 +582,44 @@ def test_a_refusal_after_the_whole_body_keeps_the_connection(
     assert received.startswith(b"HTTP/1.1 401"), received[:80]
     assert b"HTTP/1.1 200" in received
     assert len(gateway.recorder.requests) == 1
+
+
+@pytest.fixture(scope="module")
+def detecting(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayUnderTest, StandIn]]:
+    # The traffic filter only scores: a body on a DELETE is not refused by it.
+    path = Path(tmp_path_factory.mktemp("detecting"))
+    with running_gateway(path, "[waf]\ndetection_only = true\n") as pair:
+        yield pair
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"2\r\n{}XX0\r\n\r\n", b"zz\r\n{}\r\n0\r\n\r\n", b"2\r\n{}\r\n0\r\nX-T: 1\n\r\n"],
+    ids=["chunk without CRLF", "chunk size not hex", "bare LF in a trailer"],
+)
+def test_a_request_refused_for_its_body_framing_never_reaches_the_upstream(
+    detecting: tuple[GatewayUnderTest, StandIn], body: bytes
+) -> None:
+    # A DELETE takes no body, so the gateway did not read it: the listener's
+    # 400 for the malformed chunks went to the client while the DELETE went
+    # on to the upstream.
+    gateway, issuer = detecting
+    gateway.recorder.requests.clear()
+    seen = _count_events(gateway)
+    port = gateway.client.base_url.port
+    assert port is not None
+    head = b"DELETE /fhir/Patient/pat-A HTTP/1.1\r\n" + HOST + _bearer(issuer)
+    received = _exchange(port, head + b"Transfer-Encoding: chunked\r\n\r\n" + body)
+    assert received.startswith(b"HTTP/1.1 400"), received[:80]
+    assert received.count(b"HTTP/1.1 ") == 1
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _count_events(gateway) == seen:
+        time.sleep(0.05)
+    assert gateway.events()[-1]["status"] == 400
+    assert gateway.recorder.requests == []
+
+
+def _count_events(gateway: GatewayUnderTest) -> int:
+    return len(gateway.events()) if gateway.audit_path.exists() else 0

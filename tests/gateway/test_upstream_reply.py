@@ -103,11 +103,11 @@ GZIPPED = gzip.compress(WHOLE)
 
 def _coded_upstream(reply: dict[str, bytes]) -> Starlette:
     async def coded(request: Request) -> Response:
-        return Response(
-            reply["body"],
-            media_type="application/fhir+json",
-            headers={"content-encoding": reply["coding"].decode()},
-        )
+        response = Response(reply["body"], media_type="application/fhir+json")
+        # One Content-Encoding field line per line of the coding.
+        for line in reply["coding"].split(b"\n"):
+            response.raw_headers.append((b"content-encoding", line))
+        return response
 
     return Starlette(routes=[Route("/{path:path}", coded)])
 
@@ -168,8 +168,20 @@ def test_a_compressed_reply_is_forwarded_decoded(
         (b"gzip", GZIPPED + b"trailing"),
         (b"gzip", b"not gzip at all"),
         (b"br", b"not brotli"),
+        # Two field lines are one list (RFC 9110 §5.3): coded twice, not once.
+        (b"gzip\ngzip", gzip.compress(GZIPPED)),
+        (b"identity\ngzip", GZIPPED),
     ],
-    ids=["gzip half", "gzip no trailer", "deflate cut", "junk", "garbage", "br"],
+    ids=[
+        "gzip half",
+        "gzip no trailer",
+        "deflate cut",
+        "junk",
+        "garbage",
+        "br",
+        "gzip in two lines",
+        "identity then gzip",
+    ],
 )
 def test_a_compressed_reply_cut_short_is_refused_not_forwarded(
     coded: tuple[httpx.Client, dict[str, bytes]],

@@ -22,12 +22,13 @@ upstream (docs/architecture.md, "Zero trust"):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from kaitiaki.errors import BadRequest, Unauthenticated
 from kaitiaki.request import CanonicalRequest
 
-__all__ = ["FORWARDING", "apply_carriage_rules"]
+__all__ = ["FORWARDING", "apply_carriage_rules", "refuse_method_params"]
 
 _STEERING = frozenset(
     {
@@ -85,6 +86,16 @@ def _steering_param(name: str) -> bool:
     return lowered in _STEERING_PARAMS or _steering(lowered.replace("_", "-"))
 
 
+def refuse_method_params(names: Iterable[str]) -> None:
+    """Refuse the parameters of a query, or of a search's form body (where
+    frameworks look for ``_method`` first), that override the method."""
+    if any(_steering_param(name) for name in names):
+        raise BadRequest(
+            "Parameters that override the method are not accepted.",
+            detail="method_override",
+        )
+
+
 def _removed(name: str) -> bool:
     return (
         name in FORWARDING
@@ -126,11 +137,7 @@ def apply_carriage_rules(
         )
     _check_connection(headers)
     names = request.param_names()
-    if any(_steering_param(name) for name in names):
-        raise BadRequest(
-            "Parameters that override the method are not accepted.",
-            detail="method_override",
-        )
+    refuse_method_params(names)
     if "access_token" in names:
         raise Unauthenticated(
             "Access tokens are accepted only in the Authorization header.",

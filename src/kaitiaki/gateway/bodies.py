@@ -10,6 +10,7 @@ from kaitiaki.controls.authenticate import refuse_token_in_form
 from kaitiaki.controls.bundle import authorise_bundle
 from kaitiaki.controls.compartment import check_in_compartment
 from kaitiaki.controls.content import inflate
+from kaitiaki.controls.filter import refuse_method_params
 from kaitiaki.controls.identifiers import check_resource_identifiers, check_search
 from kaitiaki.controls.labels import satisfies_rules
 from kaitiaki.controls.patient_ids import check_patient_ids
@@ -90,6 +91,18 @@ async def request_body(
     if interaction.name in SEARCH_POSTS:
         return await _search_form(gateway, receive, request, interaction, trail)
     if not interaction.has_body:
+        if _declares_body(request):
+            # Read to its end (and dropped) before anything is forwarded: a
+            # body the listener finds malformed or incomplete is refused to
+            # the client, and the request must not go on upstream meanwhile.
+            limits = gateway.settings.gateway
+            await read_body(
+                receive,
+                limits.max_body_bytes,
+                trail,
+                idle_seconds=limits.body_timeout_seconds,
+                total_seconds=limits.body_deadline_seconds,
+            )
         if interaction.is_search or interaction.is_operation:
             query = check_search(request.query, validation)
             request = CanonicalRequest(**{**_fields(request), "query": query})
@@ -171,6 +184,7 @@ async def _search_form(
     )
     form = parse_query(body, max_bytes=limit)
     refuse_token_in_form(form)
+    refuse_method_params(name for name, _ in form)
     trail.step = "filter"
     gateway.filter.inspect_query(form, trail.route, request.path, trail.waf)
     gateway.filter.decide(trail.waf)
@@ -207,6 +221,13 @@ async def _checked_body(
         total_seconds=limits.body_deadline_seconds,
     )
     return body if coding is None else inflate(body, coding, validation)
+
+
+def _declares_body(request: CanonicalRequest) -> bool:
+    if "transfer-encoding" in request.headers:
+        return True
+    lengths = request.headers.get("content-length", ())
+    return any(value.strip() not in ("", "0") for value in lengths)
 
 
 def _fields(request: CanonicalRequest) -> dict[str, Any]:
