@@ -621,5 +621,39 @@ def test_a_request_refused_for_its_body_framing_never_reaches_the_upstream(
     assert gateway.recorder.requests == []
 
 
+@pytest.fixture(scope="module")
+def detecting_rest(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[GatewayUnderTest, StandIn]]:
+    path = Path(tmp_path_factory.mktemp("detecting-rest"))
+    spec = Path(__file__).parents[1] / "rest" / "referrals.openapi.yaml"
+    route = (
+        f'[[rest]]\nprefix = "/api/v1"\nopenapi = "{spec}"\n'
+        'upstream = "{upstream}/rest"\n'
+    )
+    with running_gateway(path, "[waf]\ndetection_only = true\n" + route) as pair:
+        yield pair
+
+
+@pytest.mark.parametrize("method", [b"GET", b"DELETE"])
+def test_a_rest_request_refused_for_its_body_framing_never_reaches_the_upstream(
+    detecting_rest: tuple[GatewayUnderTest, StandIn], method: bytes
+) -> None:
+    # The same on a REST route: a chunked body on a method that takes none
+    # is read to its end before anything is forwarded.
+    gateway, issuer = detecting_rest
+    gateway.recorder.requests.clear()
+    token = issuer.token({"scope": "referrals.read referrals.write"})
+    port = gateway.client.base_url.port
+    assert port is not None
+    head = method + b" /api/v1/referrals/R1234 HTTP/1.1\r\n" + HOST
+    head += b"Authorization: Bearer " + token.encode() + b"\r\n"
+    head += b"Request-Context: eyJ4Ijoxfq\r\n"
+    received = _exchange(port, head + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX")
+    assert received.startswith(b"HTTP/1.1 400"), received[:80]
+    time.sleep(0.3)
+    assert gateway.recorder.requests == []
+
+
 def _count_events(gateway: GatewayUnderTest) -> int:
     return len(gateway.events()) if gateway.audit_path.exists() else 0

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from kaitiaki.gateway.app import Gateway, Receive
     from kaitiaki.gateway.trail import Access, Trail
 
-__all__ = ["FORM", "SEARCH_POSTS", "read_body", "request_body"]
+__all__ = ["FORM", "SEARCH_POSTS", "declares_body", "read_body", "request_body"]
 
 FORM = "application/x-www-form-urlencoded"
 SEARCH_POSTS = frozenset({"search-type-post", "search-system-post"})
@@ -91,7 +91,7 @@ async def request_body(
     if interaction.name in SEARCH_POSTS:
         return await _search_form(gateway, receive, request, interaction, trail)
     if not interaction.has_body:
-        if _declares_body(request):
+        if declares_body(request):
             # Read to its end (and dropped) before anything is forwarded: a
             # body the listener finds malformed or incomplete is refused to
             # the client, and the request must not go on upstream meanwhile.
@@ -223,7 +223,8 @@ async def _checked_body(
     return body if coding is None else inflate(body, coding, validation)
 
 
-def _declares_body(request: CanonicalRequest) -> bool:
+def declares_body(request: CanonicalRequest) -> bool:
+    """The request says a body follows (a length above 0, or chunks)."""
     if "transfer-encoding" in request.headers:
         return True
     lengths = request.headers.get("content-length", ())

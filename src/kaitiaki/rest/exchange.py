@@ -59,7 +59,7 @@ async def handle_rest(
 ) -> Reply:
     # The FHIR path's token step and bounded, streamed body reader (same
     # rules, same limits, same trail).
-    from kaitiaki.gateway.bodies import read_body
+    from kaitiaki.gateway.bodies import declares_body, read_body
     from kaitiaki.gateway.exchange import authenticate_caller
 
     route, document = found
@@ -102,7 +102,9 @@ async def handle_rest(
         trail.step = "validate"
         operation.check(path_values, request.query, request.headers)
         body = b""
-        if request.method in _BODY_METHODS or request.header("content-length"):
+        # A body is read to its end whenever one is declared, so that one the
+        # listener finds malformed is refused before anything goes upstream.
+        if request.method in _BODY_METHODS or declares_body(request):
             body = await read_body(
                 receive,
                 settings.gateway.max_body_bytes,
