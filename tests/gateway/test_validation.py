@@ -349,6 +349,16 @@ async def test_capability_mode_refuses_to_start_without_metadata(
         ({"Accept": JSON}, "?_format=application/fhir%2Bxml", 406),
         ({"Accept": "application/fhir+json;q=0.9, */*;q=0.1"}, "", 200),
         ({"Accept": JSON}, "?_format=json", 200),
+        # q=0 means "not acceptable" (RFC 9110 section 12.4.2).
+        ({"Accept": "application/fhir+json;q=0"}, "", 406),
+        ({"Accept": "application/fhir+json; q=0.000, application/json;q=0"}, "", 406),
+        ({"Accept": "*/*, application/fhir+json;q=0, application/json;q=0"}, "", 406),
+        ({"Accept": "text/html, */*;q=0"}, "", 406),
+        ({"Accept": "application/fhir+json, */*;q=0"}, "", 200),
+        ({"Accept": "application/fhir+json;q=0, application/json"}, "", 200),
+        # Another FHIR version than R4 (FHIR R4 section 3.1.0.1.4: 406).
+        ({"Accept": "application/fhir+json; fhirVersion=3.0"}, "", 406),
+        ({"Accept": "application/fhir+json; fhirVersion=4.0"}, "", 200),
     ],
 )
 def test_accept_negotiation(

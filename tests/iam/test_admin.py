@@ -189,6 +189,31 @@ def test_admin_without_valid_token_unauthenticated(
     assert "errors" in reply.json()
 
 
+@pytest.mark.parametrize("token", ["not-a-token", "a.b.c", "eyJhbGciOiJub25lIn0.e30."])
+def test_admin_invalid_token_challenge_names_the_error(
+    plane: AdminUnderTest, token: str
+) -> None:
+    # RFC 6750 section 3.1 and the conventions of ../shared/cases/attacks.md:
+    # a token that was sent and is not valid is `error="invalid_token"`, on
+    # the admin plane as on the gateway.
+    reply = plane.call("GET", "/admin/config", token)
+
+    assert reply.status_code == 401
+    challenge = reply.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert 'error="invalid_token"' in challenge
+    assert token not in challenge
+
+
+def test_admin_without_token_challenge_has_no_error(plane: AdminUnderTest) -> None:
+    # No credentials at all: a bare challenge (RFC 6750 section 3.1).
+    reply = plane.call("GET", "/admin/config", None)
+
+    assert reply.status_code == 401
+    assert reply.headers["www-authenticate"].startswith("Bearer")
+    assert "error=" not in reply.headers["www-authenticate"]
+
+
 def test_admin_rotate_permitted_and_audited(plane: AdminUnderTest) -> None:
     ring = KeyRing.in_store("upstream", plane.key_dir)
     old = ring.ensure().kid

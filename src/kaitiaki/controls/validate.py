@@ -33,7 +33,6 @@ __all__ = [
 _JSON_TYPES = ("application/fhir+json", "application/json")
 # JSON Patch, or FHIRPath Patch (a Parameters resource).
 _PATCH_TYPES = ("application/json-patch+json", *_JSON_TYPES)
-_ACCEPTABLE = (*_JSON_TYPES, "application/*", "*/*")
 _FORMATS = ("json", "application/json", "application/fhir+json")
 _CODINGS = ("gzip", "deflate")
 
@@ -74,13 +73,47 @@ def check_accept(
         )
     if accept is None or formats:
         return
-    kinds = [_media_type(item)[0] for item in accept.split(",")]
-    if not any(kind in _ACCEPTABLE for kind in kinds):
+    if not _accepts_json(accept):
         raise NotAcceptable(
             "Only FHIR JSON responses are available.",
             detail="accept",
             headers=_link(help_url),
         )
+
+
+def _quality(params: dict[str, str]) -> float:
+    """The q of a media range (1 when absent, 0 when not a number)."""
+    text = params.get("q", "1")
+    try:
+        value = float(text)
+    except ValueError:
+        return 0.0
+    return value if 0.0 <= value <= 1.0 else 0.0
+
+
+def _accepts_json(accept: str) -> bool:
+    """Whether FHIR JSON is acceptable: for either JSON type, the most
+    specific range that names it (``type/subtype``, then ``type/*``, then
+    ``*/*``) must not have q=0 (RFC 9110 section 12.4.2), and a range that
+    names another FHIR version (``fhirVersion``, FHIR R4 3.1.0.1.4) is not
+    one for this server."""
+    ranges: dict[str, float] = {}
+    for item in accept.split(","):
+        kind, params = _media_type(item)
+        if not kind:
+            continue
+        version = params.get("fhirversion")
+        if version is not None and not (version == "4.0" or version.startswith("4.0.")):
+            continue
+        # Of repeated ranges, the most favourable one counts.
+        ranges[kind] = max(ranges.get(kind, 0.0), _quality(params))
+    for json_type in _JSON_TYPES:
+        for candidate in (json_type, "application/*", "*/*"):
+            if candidate in ranges:
+                if ranges[candidate] > 0:
+                    return True
+                break
+    return False
 
 
 def check_body_headers(

@@ -11,6 +11,7 @@ import gc
 import logging
 import ssl
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -260,6 +261,22 @@ class Gateway:
         reply.headers += _edge_headers(self.settings, scope)
         reply = await self._audit(trail, reply, started)
         await _send_reply(send, reply, trail.correlation_id)
+
+    async def listener_refused(
+        self, refusal: Refusal, client_address: str, method: str
+    ) -> None:
+        """Record a request the listener refused before this app saw it
+        (:mod:`kaitiaki.gateway.listener`): one event, like every refusal."""
+        if self.audit is None:
+            return
+        trail = Trail(
+            method=method,
+            client_address=client_address,
+            correlation_id=str(uuid.uuid4()),
+            step="listener",
+        )
+        trail.refuse(refusal)
+        await self.audit.finish(trail, refusal_reply(refusal), time.perf_counter())
 
     async def _audit(self, trail: Trail, reply: Reply, started: float) -> Reply:
         if self.audit is None:

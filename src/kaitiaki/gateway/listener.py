@@ -52,6 +52,11 @@ What it lacks, this protocol adds:
   the connection for ever;
 - a refusal body that is an OperationOutcome naming nothing of the input,
   with the hardening headers and ``Connection: close``;
+- one audit event for each request it refuses before the app saw it (a
+  framing fault in the head, a head over the bound or past its deadline, an
+  upgrade, too many pipelined requests): the app's ``listener_refused``, when
+  it has one, records it (refusal step ``listener``). A fault in a body is
+  the app's to record: it reads a disconnect and answers for the request;
 - the ASGI TLS extension: uvicorn leaves it empty, so a certificate-bound
   token (RFC 8705) could only be checked behind a proxy that forwards the
   certificate. On a TLS listener that verified a client certificate
@@ -63,7 +68,9 @@ What it lacks, this protocol adds:
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import httptools
@@ -99,6 +106,19 @@ _HEAD = 1  # request line and header fields
 _BODY = 2  # body, chunk framing and trailer fields
 
 
+logger = logging.getLogger("kaitiaki.gateway.listener")
+
+# What the app is given to record a refusal the listener made: the refusal,
+# the client address and the request method ("-" when the request line was
+# not read whole).
+ListenerRefused = Callable[[Refusal, str, str], Coroutine[Any, Any, None]]
+
+# Each refusal the listener sends, by its bytes, for its audit event.
+_REFUSALS: dict[bytes, Refusal] = {}
+# Audit writes in flight (the loop keeps only weak references to tasks).
+_RECORDING: set[asyncio.Task[None]] = set()
+
+
 def _refusal_bytes(refusal: Refusal, *, retry_after: int | None = None) -> bytes:
     body = refusal_outcome(refusal)
     head = [
@@ -110,14 +130,19 @@ def _refusal_bytes(refusal: Refusal, *, retry_after: int | None = None) -> bytes
     if retry_after is not None:
         head.append(("retry-after", str(retry_after)))
     lines = b"".join(f"{name}: {value}\r\n".encode("ascii") for name, value in head)
-    return STATUS_LINE[refusal.status] + lines + b"\r\n" + body
+    response = STATUS_LINE[refusal.status] + lines + b"\r\n" + body
+    _REFUSALS[response] = refusal
+    return response
 
 
 _MALFORMED = _refusal_bytes(
     BadRequest("The request is not well-formed HTTP/1.1.", detail="framing")
 )
 _TOO_LARGE = _refusal_bytes(
-    HeadersTooLarge("The request line and header fields are too large.")
+    HeadersTooLarge(
+        "The request line and header fields are too large.",
+        detail="headers_too_large",
+    )
 )
 _BODY_FRAMING_TOO_LARGE = _refusal_bytes(
     BadRequest(
@@ -191,6 +216,9 @@ class ListenerProtocol(HttpToolsProtocol):
         self._peer_pem: str | None = None
         self._head_timer: asyncio.TimerHandle | None = None
         inner = self.app
+        self._on_refused: ListenerRefused | None = getattr(
+            inner, "listener_refused", None
+        )
 
         async def with_tls(scope: Any, receive: Any, send: Any) -> None:
             if self._peer_pem is not None and scope.get("type") == "http":
@@ -297,6 +325,9 @@ class ListenerProtocol(HttpToolsProtocol):
         transport = self.transport
         if transport.is_closing():
             return
+        if self._phase != _BODY:
+            # The app never saw this request: its audit event is ours to ask for.
+            self._record(response)
         if self._phase == _BODY:
             owner = self.cycle
             if owner.response_started:
@@ -325,6 +356,21 @@ class ListenerProtocol(HttpToolsProtocol):
                 return
         # Requests before it are still being answered: the refusal follows them.
         self._pending = response
+
+    def _record(self, response: bytes) -> None:
+        refusal = _REFUSALS.get(response)
+        if self._on_refused is None or refusal is None:
+            return
+        client = self.client[0] if self.client else "unknown"
+        method = "-"
+        if self._phase == _HEAD and self.url:
+            # A URL was read, so the method before it was too.
+            method = self.parser.get_method().decode("ascii", "replace")
+        task: asyncio.Task[None] = self.loop.create_task(
+            self._on_refused(refusal, client, method)
+        )
+        _RECORDING.add(task)
+        task.add_done_callback(_recorded)
 
     def on_response_complete(self) -> None:
         waiting = bool(self.pipeline)
@@ -401,3 +447,9 @@ class ListenerProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(_MALFORMED)
+
+
+def _recorded(task: asyncio.Task[None]) -> None:
+    _RECORDING.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("a listener refusal could not be recorded: %r", task.exception())

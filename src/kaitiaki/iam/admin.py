@@ -64,7 +64,12 @@ def _error_body(refusal: Refusal) -> JSONResponse:
     }
     headers = {**_NO_STORE, **refusal.headers}
     if refusal.status == 401:
-        headers["WWW-Authenticate"] = 'Bearer realm="kaitiaki-admin"'
+        # RFC 6750 section 3.1: the error code once a token was sent.
+        error = getattr(refusal, "bearer_error", None)
+        challenge = 'Bearer realm="kaitiaki-admin"'
+        if error:
+            challenge += f', error="{error}"'
+        headers["WWW-Authenticate"] = challenge
     return JSONResponse(body, refusal.status, headers=headers)
 
 
