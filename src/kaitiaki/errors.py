@@ -122,6 +122,13 @@ class BadRequest(Refusal):
     issue_code = "invalid"
 
 
+class NotSupported(BadRequest):
+    """A FHIR feature the gateway does not pass on: refused, never dropped."""
+
+    code = "not_supported"
+    issue_code = "not-supported"
+
+
 class InvalidRequestContext(BadRequest):
     code = "invalid_request_context"
 

@@ -67,6 +67,28 @@ def test_create_rewrites_upstream_location(
     )
 
 
+@pytest.mark.parametrize("name", ["If-None-Exist", "if-none-exist"])
+def test_a_conditional_create_is_refused_not_made_plain(
+    gateway: GatewayUnderTest, standin: StandIn, name: str
+) -> None:
+    # If-None-Exist is not forwarded; dropping it would turn "create unless
+    # it exists" into "create", and a retry into a duplicate patient.
+    token = standin.token({"scope": "system/Patient.c"})
+    response = gateway.client.post(
+        "/fhir/Patient",
+        headers={
+            **bearer(token),
+            "Content-Type": "application/fhir+json",
+            name: "identifier=https://standards.digital.health.nz/ns/nhi-id|ZZZ0016",
+        },
+        content=b'{"resourceType":"Patient"}',
+    )
+    assert_refused(gateway, response, 400)
+    assert response.json()["issue"][0]["code"] == "not-supported"
+    assert "ZZZ0016" not in response.text
+    assert gateway.events()[-1]["refusal_code"] == "conditional_create"
+
+
 def test_no_token_gets_bearer_challenge(gateway: GatewayUnderTest) -> None:
     response = gateway.client.get("/fhir/Patient", headers=FHIR)
     assert_refused(gateway, response, 401)

@@ -14,6 +14,7 @@ from typing import Any
 from kaitiaki.errors import (
     BadRequest,
     NotAcceptable,
+    NotSupported,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "check_json_body",
     "check_resource",
     "json_limits",
+    "refuse_conditional_create",
 ]
 
 _JSON_TYPES = ("application/fhir+json", "application/json")
@@ -49,6 +51,18 @@ def _media_type(value: str) -> tuple[str, dict[str, str]]:
 def _link(url: str) -> dict[str, str]:
     # HDR-02: a 406 points at what is offered: the server's CapabilityStatement.
     return {"Link": f'<{url}>; rel="help"; type="application/fhir+json"'}
+
+
+def refuse_conditional_create(request: CanonicalRequest) -> None:
+    """``If-None-Exist`` is not forwarded (its search would be decided by no
+    scope check), so a conditional create is refused, not turned into a
+    plain create that might duplicate a resource."""
+    if "if-none-exist" in request.headers:
+        raise NotSupported(
+            "Conditional create (If-None-Exist) is not supported.",
+            detail="conditional_create",
+            expression="If-None-Exist",
+        )
 
 
 def check_accept(

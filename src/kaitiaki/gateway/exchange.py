@@ -9,7 +9,7 @@ from kaitiaki.controls.authenticate import authenticate
 from kaitiaki.controls.authorise import Decision, authorise
 from kaitiaki.controls.filter import apply_carriage_rules
 from kaitiaki.controls.policy import apply_policy
-from kaitiaki.controls.validate import check_accept
+from kaitiaki.controls.validate import check_accept, refuse_conditional_create
 from kaitiaki.errors import Forbidden, NotFound
 from kaitiaki.fhir.interactions import Interaction, match_interaction
 from kaitiaki.fhir.scopes import parse_scopes
@@ -291,4 +291,5 @@ def _filter(
         required=gateway.settings.validation.require_accept,
         help_url=gateway.settings.gateway.base_url + "/metadata",
     )
+    refuse_conditional_create(request)
     return request
