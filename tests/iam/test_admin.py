@@ -326,8 +326,21 @@ def test_admin_audit_query_reads_the_sink(plane: AdminUnderTest) -> None:
 
 def test_admin_unknown_route_and_kind_not_found(plane: AdminUnderTest) -> None:
     token = plane.admin_token("admin:keys.rotate")
-    assert plane.call("POST", "/admin/keys/nope/rotate", token).status_code == 404
-    assert plane.call("GET", "/admin/nothing", token).status_code == 404
+    asked = [
+        ("POST", "/admin/keys/nope/rotate", "key_kind"),
+        ("GET", "/admin/nothing", "no_route"),
+        ("DELETE", "/admin/config", "no_route"),  # a 405 is a 404 here
+    ]
+    for method, path, code in asked:
+        before = len(plane.events())
+        reply = plane.call(method, path, token)
+        assert reply.status_code == 404
+        assert reply.json()["errors"][0]["code"] == "not_found"
+        assert "nope" not in reply.text
+        # Refused, and audited like every refusal.
+        [event] = plane.events()[before:]
+        assert (event["outcome"], event["refusal_code"]) == ("refused", code)
+        assert event["status"] == 404
 
 
 def test_admin_reload_applies_new_settings(plane: AdminUnderTest) -> None:

@@ -191,6 +191,23 @@ class AdminPlane:
         logger.warning("admin %s on %s by %s", action, target, who.get("client_id"))
         return JSONResponse(body, headers=_NO_STORE)
 
+    async def refuse(self, request: Request, refusal: Refusal) -> Response:
+        """A request no admin action took (no such endpoint, method or key
+        kind): refused, and audited like every refusal."""
+        request.state.correlation_id = str(uuid.uuid4())
+        request.state.started = time.perf_counter()
+        event = self._event(
+            request,
+            "(unmatched)",
+            refusal.status,
+            outcome="refused",
+            refusal_code=refusal.detail,
+            refusal_step="route",
+            interaction="admin",
+        )
+        await self._write_quietly(event)
+        return _error_body(refusal)
+
     async def _write_quietly(self, event: AuditEvent) -> None:
         try:
             await self._write(event)
@@ -296,14 +313,12 @@ def _route(plane: AdminPlane, path: str, action: str, work: Work, method: str) -
             "client_id", "effective" if action in ("view", "reload") else "events"
         )
         if action == "rotate" and target not in KEY_KINDS:
-            return _error_body(NotFound("No such key kind.", detail="key_kind"))
+            return await plane.refuse(
+                request, NotFound("No such key kind.", detail="key_kind")
+            )
         return await plane.run(request, action, path, str(target), work)
 
     return Route(path, endpoint, methods=[method])
-
-
-async def _not_found(request: Request, exc: Exception) -> Response:
-    return _error_body(NotFound("No such admin endpoint.", detail="no_route"))
 
 
 def create_admin_app(
@@ -327,9 +342,13 @@ def create_admin_app(
         ),
         _route(plane, "/admin/audit", "query", plane.query_audit, "GET"),
     ]
-    return Starlette(
-        routes=routes, exception_handlers={404: _not_found, 405: _not_found}
-    )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        # 405 as well: which methods a path takes is nobody's business.
+        refusal = NotFound("No such admin endpoint.", detail="no_route")
+        return await plane.refuse(request, refusal)
+
+    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
 
 
 def _upstream_tls_files(settings: Settings) -> tuple[str | None, ...]:
