@@ -1,9 +1,13 @@
-"""Processes the WAF benchmark starts: a stand-in issuer and a gateway factory.
+"""Processes the benchmarks start: a stand-in issuer, a gateway factory, and
+a small FHIR application with and without ``kaitiaki.protect``.
 
 ``python bench/bench_servers.py issuer PORT JWK_FILE`` serves discovery and the
 public JWKS of JWK_FILE on loopback. ``gateway_app`` is a uvicorn factory
 (``--factory bench_servers:gateway_app``) reading the settings file named by
 ``KAITIAKI_BENCH_CONFIG``, so uvicorn can run several worker processes.
+``patient_app`` serves the Patient document named by ``KAITIAKI_BENCH_PATIENT``
+at ``/fhir/Patient/pat-1``; ``protected_app`` is the same behind
+``kaitiaki.protect`` with the settings of ``KAITIAKI_BENCH_CONFIG``.
 """
 
 from __future__ import annotations
@@ -20,12 +24,27 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import kaitiaki
 from kaitiaki.gateway.app import Gateway
 from kaitiaki.settings import load_settings
 
 
 def gateway_app() -> Gateway:
     return Gateway(load_settings(os.environ["KAITIAKI_BENCH_CONFIG"]))
+
+
+def patient_app() -> Starlette:
+    document = Path(os.environ["KAITIAKI_BENCH_PATIENT"]).read_bytes()
+
+    async def patient(request: Request) -> Response:
+        return Response(document, media_type="application/fhir+json")
+
+    return Starlette(routes=[Route("/fhir/Patient/{id}", patient)])
+
+
+def protected_app() -> Gateway:
+    settings = load_settings(os.environ["KAITIAKI_BENCH_CONFIG"])
+    return kaitiaki.protect(patient_app(), settings)
 
 
 def issuer_app(port: int, key: ECKey) -> Starlette:
