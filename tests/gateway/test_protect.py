@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -84,6 +85,42 @@ class App:
                 media_type=FHIR,
             )
 
+        @asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+            self.lifespan.append("startup")
+            yield {"opened": "by-lifespan"}
+            self.lifespan.append("shutdown")
+
+        return Starlette(
+            routes=[
+                Route("/fhir/Patient", patients, methods=["GET", "POST"]),
+                Route("/fhir/Patient/{id}", patients, methods=["GET"]),
+                Route("/fhir/Encounter/{id}", observation),
+                *self.odd_routes(),
+            ],
+            lifespan=lifespan,
+        )
+
+    def odd_routes(self) -> list[Route]:
+        """Replies an upstream should not give: late, failing, slow, coded."""
+
+        async def later(request: Request) -> Response:
+            # Starlette runs background tasks after the reply, in the same
+            # call of the application: the caller must not wait for them.
+            self.seen.append({"path": request.url.path})
+
+            async def work() -> None:
+                await asyncio.sleep(1.5)
+                if request.path_params["id"] == "fails":
+                    raise RuntimeError("Aroha ZZZ0016 background failure")
+                self.lifespan.append("background done")
+
+            return JSONResponse(
+                {"resourceType": "Basic", "id": "b1", "code": {"text": "x"}},
+                media_type=FHIR,
+                background=BackgroundTask(work),
+            )
+
         async def boom(request: Request) -> Response:
             self.seen.append({"path": request.url.path})
             raise RuntimeError("Aroha Test-Patient ZZZ0016 broke the database")
@@ -103,23 +140,12 @@ class App:
                 packed, headers={"content-encoding": "gzip", "content-type": FHIR}
             )
 
-        @asynccontextmanager
-        async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-            self.lifespan.append("startup")
-            yield {"opened": "by-lifespan"}
-            self.lifespan.append("shutdown")
-
-        return Starlette(
-            routes=[
-                Route("/fhir/Patient", patients, methods=["GET", "POST"]),
-                Route("/fhir/Patient/{id}", patients, methods=["GET"]),
-                Route("/fhir/Procedure/boom", boom),
-                Route("/fhir/Procedure/slow", slow),
-                Route("/fhir/Observation/{id:str}", zipped),
-                Route("/fhir/Encounter/{id}", observation),
-            ],
-            lifespan=lifespan,
-        )
+        return [
+            Route("/fhir/Basic/{id}", later),
+            Route("/fhir/Procedure/boom", boom),
+            Route("/fhir/Procedure/slow", slow),
+            Route("/fhir/Observation/{id:str}", zipped),
+        ]
 
 
 async def unfinished(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -160,7 +186,7 @@ def protected(standin: StandIn, tmp_path: Path) -> Iterator[Protected]:
         httpx.Client(base_url=server.url, timeout=15) as client,
     ):
         yield Protected(client, app, tmp_path / "audit.jsonl")
-    assert app.lifespan == ["startup", "shutdown"]
+    assert app.lifespan[0] == "startup" and app.lifespan[-1] == "shutdown"
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -436,3 +462,26 @@ def test_a_websocket_never_reaches_the_application(
     # Not accepted: the server refuses the handshake (uvicorn answers 403).
     assert called == []
     assert all(m["type"] != "websocket.accept" for m in sent)
+
+
+@pytest.mark.parametrize("outcome", ["done", "fails"])
+def test_work_after_the_reply_does_not_hold_the_caller(
+    standin: StandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture, outcome: str
+) -> None:
+    caplog.set_level(logging.INFO)
+    app = App()
+    wrapped = kaitiaki.protect(app.starlette(), protected_settings(standin, tmp_path))
+    with (
+        ThreadServer(wrapped, stock=True) as server,
+        httpx.Client(base_url=server.url, timeout=15) as client,
+    ):
+        reply = client.get(f"/fhir/Basic/{outcome}", headers=bearer(standin.token()))
+        assert reply.status_code == 200
+        assert reply.elapsed.total_seconds() < 1.0
+    # The server's shutdown waited for the background work to end.
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    if outcome == "done":
+        assert "background done" in app.lifespan
+    else:
+        assert "RuntimeError at" in logged and "after its reply" in logged
+        assert "ZZZ0016" not in logged

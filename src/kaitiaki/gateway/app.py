@@ -212,6 +212,8 @@ class Gateway:
             await self.limits.close()
         if self.tokens is not None:
             await self.tokens.replay.close()
+        if isinstance(self.upstream, AsgiUpstream):
+            await self.upstream.close()
         if self.audit is not None:
             self.audit.close()
         if self.app_lifespan is not None:

@@ -109,6 +109,8 @@ class AsgiUpstream:
     def __init__(self, app: ASGIApp, lifespan: AppLifespan | None = None) -> None:
         self.app = app
         self.lifespan = lifespan
+        # Calls whose reply is complete but whose application work goes on.
+        self._running: set[asyncio.Task[None]] = set()
 
     def _scope(self, method: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
         parts = urlsplit(url)
@@ -154,28 +156,62 @@ class AsgiUpstream:
         timeout: float,
     ) -> UpstreamReply:
         exchange = _Exchange(body or b"")
-        scope = self._scope(method, url, headers)
+        scope: Scope = self._scope(method, url, headers)
+        call = asyncio.create_task(self._call(scope, exchange))
+        call.add_done_callback(lambda _: exchange.complete.set())
         try:
             async with asyncio.timeout(timeout):
-                await self.app(scope, exchange.receive, exchange.send)
-        except UpstreamFailed:
-            raise
+                # Until the reply is complete or the call has ended.
+                await exchange.complete.wait()
         except TimeoutError as exc:
+            call.cancel()
             logger.error("the protected application did not reply in %.1f s", timeout)
             raise UpstreamFailed(
                 "The upstream service did not reply in time.",
                 detail="upstream_timeout",
             ) from exc
-        except Exception as exc:
-            logger.error("the protected application raised %s", _where(exc))
-            raise _failed("upstream_exception") from exc
-        finally:
-            exchange.complete.set()
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+        if not call.done():
+            # The reply is complete and the application goes on (background
+            # tasks run after the reply, as under a server): the gateway
+            # answers now, and waits for the rest at shutdown.
+            self._running.add(call)
+            call.add_done_callback(self._ended_after_reply)
+        elif not call.cancelled() and (fault := call.exception()) is not None:
+            if isinstance(fault, UpstreamFailed):
+                raise fault
+            # Even after a whole reply (Starlette sends its 500 page, then
+            # raises): the application failed, and says no more than that.
+            logger.error("the protected application raised %s", _where(fault))
+            raise _failed("upstream_exception") from fault
         if exchange.status is None:
             raise _failed("upstream_no_reply")
         if not exchange.finished:
             raise _failed("upstream_reply_incomplete")
         return _reply(exchange)
+
+    async def _call(self, scope: Scope, exchange: _Exchange) -> None:
+        await self.app(scope, exchange.receive, exchange.send)
+
+    def _ended_after_reply(self, call: asyncio.Task[None]) -> None:
+        self._running.discard(call)
+        if not call.cancelled() and (fault := call.exception()) is not None:
+            logger.error(
+                "the protected application raised %s after its reply", _where(fault)
+            )
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Let work the application goes on with after its replies finish,
+        for ``grace`` seconds; then cancel what is left."""
+        if not self._running:
+            return
+        _, late = await asyncio.wait(set(self._running), timeout=grace)
+        for call in late:
+            call.cancel()
+        if late:
+            await asyncio.wait(late, timeout=1)
 
 
 def _reply(exchange: _Exchange) -> UpstreamReply:
