@@ -436,3 +436,56 @@ def test_a_websocket_never_reaches_the_application(
     # Not accepted: the server refuses the handshake (uvicorn answers 403).
     assert called == []
     assert all(m["type"] != "websocket.accept" for m in sent)
+
+
+def replying(status: Any, headers: list[tuple[bytes, bytes]]) -> Any:
+    """A raw ASGI application whose whole reply is the head it is given."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send(
+            {"type": "http.response.start", "status": status, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": b'{"resourceType":"Bundle"}'})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (200, [(b"x-note", b"one\r\nset-cookie: session=abc")]),
+        (200, [(b"x-note", b"nul\x00byte")]),
+        (200, [(b"x note", b"space in the name")]),
+        (200, [(b"", b"empty name")]),
+        (199, []),
+        (101, [(b"upgrade", b"websocket")]),
+        (0, []),
+        (999, []),
+        (1000, []),
+    ],
+)
+def test_a_reply_head_no_server_could_send_is_a_502(
+    standin: StandIn,
+    tmp_path: Path,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    # Over HTTP such a head never parses; in process it reached the server,
+    # which dropped the connection without any reply.
+    settings = protected_settings(standin, tmp_path)
+    with (
+        ThreadServer(
+            kaitiaki.protect(replying(status, headers), settings), stock=True
+        ) as server,
+        httpx.Client(base_url=server.url, timeout=15) as client,
+    ):
+        reply = client.get("/fhir/Patient", headers=bearer(standin.token()))
+    assert reply.status_code == 502
+    assert reply.json()["resourceType"] == "OperationOutcome"
+    assert "session=abc" not in reply.text
+    assert "set-cookie" not in reply.headers
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    [event] = [e for e in map(json.loads, lines) if e["event_type"] == "request"]
+    assert event["status"] == 502

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -38,6 +39,12 @@ ASGIApp = Callable[
 ]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+# What an HTTP reply head can carry (RFC 9110 5.1, 5.5): a name is a token, a
+# value has no control character but tab, a final status is 200 to 599. Over
+# HTTP anything else never parses; a server handed it in process drops the
+# connection without a reply.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _where(exc: BaseException) -> str:
@@ -83,11 +90,17 @@ class _Exchange:
         if kind == "http.response.start":
             if self.status is not None:
                 raise _failed("upstream_reply_started_twice")
-            self.status = int(message["status"])
-            self.headers = [
+            status = int(message["status"])
+            headers = [
                 (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
                 for name, value in message.get("headers", [])
             ]
+            if not 200 <= status <= 599:
+                raise _failed("upstream_bad_status")
+            for name, value in headers:
+                if not _TOKEN.fullmatch(name) or _CONTROL.search(value):
+                    raise _failed("upstream_bad_header")
+            self.status, self.headers = status, headers
         elif kind == "http.response.body":
             if self.status is None or self.finished:
                 raise _failed("upstream_reply_out_of_order")
