@@ -489,3 +489,31 @@ def test_a_reply_head_no_server_could_send_is_a_502(
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()
     [event] = [e for e in map(json.loads, lines) if e["event_type"] == "request"]
     assert event["status"] == 502
+
+
+def test_a_client_id_outside_latin_1_reaches_the_application_as_utf_8(
+    protected: Protected, standin: StandIn
+) -> None:
+    # What aiohttp sends an HTTP upstream; encoding it as latin-1 was a 500.
+    token = standin.token({"client_id": "whānau-app", "sub": "whānau-app"})
+    reply = protected.client.get("/fhir/Patient", headers=bearer(token))
+    assert reply.status_code == 200
+    [seen] = protected.app.seen
+    sent = seen["headers"]["kaitiaki-client-id"].encode("latin-1")
+    assert sent.decode("utf-8") == "whānau-app"
+
+
+@pytest.mark.parametrize("client_id", ["svc\r\nx-role: admin", "svc\x00", "svc\x85"])
+def test_a_client_id_with_control_characters_is_refused(
+    protected: Protected, standin: StandIn, client_id: str
+) -> None:
+    # It went into Kaitiaki-Client-Id: a header value no HTTP upstream could
+    # be sent (aiohttp refuses, a 500), handed as it was to the application.
+    token = standin.token({"client_id": client_id, "sub": client_id})
+    reply = protected.client.get("/fhir/Patient", headers=bearer(token))
+    assert reply.status_code == 401
+    assert reply.json()["resourceType"] == "OperationOutcome"
+    assert "x-role" not in reply.text
+    assert protected.app.seen == []
+    [event] = protected.events()
+    assert event["outcome"] == "refused"

@@ -130,8 +130,9 @@ class AsgiUpstream:
         # The path was canonicalised by the gateway: printable ASCII, with
         # only unreserved characters decoded, so it is its own raw form.
         path = parts.path or "/"
+        # Encoded as aiohttp encodes them for an HTTP upstream: UTF-8.
         wire = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            (name.lower().encode("latin-1"), value.encode("utf-8"))
             for name, value in headers.items()
             if name.lower() != "host"
         ]
