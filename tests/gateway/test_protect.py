@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -517,3 +519,51 @@ def test_a_client_id_with_control_characters_is_refused(
     assert protected.app.seen == []
     [event] = protected.events()
     assert event["outcome"] == "refused"
+
+
+def test_work_after_a_finished_reply_neither_delays_nor_fails_it(
+    standin: StandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A background task runs after the reply has gone to the client, as
+    # from an HTTP upstream: it held the reply back until it ended, and its
+    # failure, or its taking longer than upstream_timeout_seconds, was a 502.
+    finished: list[str] = []
+
+    async def slow_then_fail() -> None:
+        await asyncio.sleep(1.5)
+        finished.append("ran")
+        raise RuntimeError("Aroha Test-Patient ZZZ0016 could not be e-mailed")
+
+    async def patients(request: Request) -> Response:
+        return JSONResponse(
+            {"resourceType": "Bundle", "type": "searchset", "total": 0},
+            media_type=FHIR,
+            background=BackgroundTask(slow_then_fail),
+        )
+
+    app = Starlette(routes=[Route("/fhir/Patient", patients)])
+    settings = protected_settings(standin, tmp_path)
+    settings = settings.model_copy(
+        update={
+            "gateway": settings.gateway.model_copy(
+                update={"upstream_timeout_seconds": 1.0}
+            )
+        }
+    )
+    caplog.set_level(logging.INFO)
+    with (
+        ThreadServer(kaitiaki.protect(app, settings), stock=True) as server,
+        httpx.Client(base_url=server.url, timeout=15) as client,
+    ):
+        reply = client.get("/fhir/Patient", headers=bearer(standin.token()))
+        assert reply.status_code == 200
+        assert reply.elapsed.total_seconds() < 1
+        assert reply.json()["resourceType"] == "Bundle"
+        deadline = time.monotonic() + 5
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert finished == ["ran"]
+        time.sleep(0.1)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "RuntimeError at" in logged
+    assert "ZZZ0016" not in logged

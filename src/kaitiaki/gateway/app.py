@@ -214,6 +214,8 @@ class Gateway:
             await self.tokens.replay.close()
         if self.audit is not None:
             self.audit.close()
+        if isinstance(self.upstream, AsgiUpstream):
+            await self.upstream.close()
         if self.app_lifespan is not None:
             await self.app_lifespan.shutdown()
 

@@ -122,6 +122,9 @@ class AsgiUpstream:
     def __init__(self, app: ASGIApp, lifespan: AppLifespan | None = None) -> None:
         self.app = app
         self.lifespan = lifespan
+        # Calls still running once the gateway is done with them: work after
+        # a finished reply (background tasks), or a call cancelled.
+        self._running: set[asyncio.Task[None]] = set()
 
     def _scope(self, method: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
         parts = urlsplit(url)
@@ -169,27 +172,73 @@ class AsgiUpstream:
     ) -> UpstreamReply:
         exchange = _Exchange(body or b"")
         scope = self._scope(method, url, headers)
+        call = asyncio.create_task(self._call(scope, exchange))
+        call.add_done_callback(lambda _: exchange.complete.set())
         try:
             async with asyncio.timeout(timeout):
-                await self.app(scope, exchange.receive, exchange.send)
-        except UpstreamFailed:
-            raise
+                await exchange.complete.wait()
         except TimeoutError as exc:
+            self._cancel(call)
             logger.error("the protected application did not reply in %.1f s", timeout)
             raise UpstreamFailed(
                 "The upstream service did not reply in time.",
                 detail="upstream_timeout",
             ) from exc
-        except Exception as exc:
-            logger.error("the protected application raised %s", _where(exc))
-            raise _failed("upstream_exception") from exc
-        finally:
-            exchange.complete.set()
+        except BaseException:
+            self._cancel(call)
+            raise
+        if exchange.finished and not call.done():
+            # The reply is the client's, as an HTTP upstream's is once its
+            # last piece is sent; what the application does after it
+            # (background tasks) runs on, and a failure there is only logged.
+            self._keep(call)
+            return _reply(exchange)
+        # The call has ended: an exception it ended with is a 502 even after
+        # a finished reply (Starlette's error middleware sends a 500 of its
+        # own, then raises).
+        failure = None if call.cancelled() else call.exception()
+        if isinstance(failure, UpstreamFailed):
+            raise failure
+        if failure is not None:
+            logger.error("the protected application raised %s", _where(failure))
+            raise _failed("upstream_exception") from failure
         if exchange.status is None:
             raise _failed("upstream_no_reply")
         if not exchange.finished:
             raise _failed("upstream_reply_incomplete")
         return _reply(exchange)
+
+    async def _call(self, scope: Scope, exchange: _Exchange) -> None:
+        await self.app(scope, exchange.receive, exchange.send)
+
+    def _cancel(self, call: asyncio.Task[None]) -> None:
+        call.cancel()
+        self._keep(call)
+
+    def _keep(self, call: asyncio.Task[None]) -> None:
+        if call.done():
+            self._ended(call)
+        else:
+            self._running.add(call)
+            call.add_done_callback(self._ended)
+
+    def _ended(self, call: asyncio.Task[None]) -> None:
+        self._running.discard(call)
+        if call.cancelled():
+            return
+        failure = call.exception()
+        if failure is not None and not isinstance(failure, UpstreamFailed):
+            logger.error(
+                "the protected application raised %s after its reply",
+                _where(failure),
+            )
+
+    async def close(self, timeout: float = 30) -> None:
+        """Let calls still running end (background work), then cancel them."""
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=timeout)
+            for call in pending:
+                call.cancel()
 
 
 def _reply(exchange: _Exchange) -> UpstreamReply:
