@@ -567,3 +567,28 @@ def test_work_after_a_finished_reply_neither_delays_nor_fails_it(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "RuntimeError at" in logged
     assert "ZZZ0016" not in logged
+
+
+def test_a_failed_gateway_startup_still_shuts_the_application_down(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    # The application started, then the gateway's own startup failed (here:
+    # no CapabilityStatement to read): the application's shutdown (its pools,
+    # its files) never ran, and the gateway's clients stayed open.
+    app = App()
+    settings = protected_settings(
+        standin, tmp_path, '[validation]\nsearch_parameters = "capability"\n'
+    )
+    wrapped = kaitiaki.protect(app.starlette(), settings)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(wrapped({"type": "lifespan"}, receive, send))
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert app.lifespan == ["startup", "shutdown"]
+    assert wrapped.session is not None and wrapped.session.closed
