@@ -50,7 +50,8 @@ class ProtectedApp(Gateway):
 
     A startup that fails (the application's, or the gateway's: keys, audit
     trail, settings) is reported to the server as ``lifespan.startup.failed``,
-    so that the server stops rather than serve without the controls.
+    so that the server stops rather than serve without the controls; what
+    had started, the application's lifespan included, is shut down first.
     """
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
@@ -60,7 +61,15 @@ class ProtectedApp(Gateway):
                 try:
                     await self.startup()
                 except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    # What had started (the application, the gateway's
+                    # clients) is stopped: the server exits without a
+                    # shutdown message.
+                    try:
+                        await self.shutdown()
+                    finally:
+                        await send(
+                            {"type": "lifespan.startup.failed", "message": str(exc)}
+                        )
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

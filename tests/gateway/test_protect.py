@@ -7,6 +7,7 @@ import asyncio
 import gzip
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -485,3 +486,157 @@ def test_work_after_the_reply_does_not_hold_the_caller(
     else:
         assert "RuntimeError at" in logged and "after its reply" in logged
         assert "ZZZ0016" not in logged
+
+
+def replying(status: Any, headers: list[tuple[bytes, bytes]]) -> Any:
+    """A raw ASGI application whose whole reply is the head it is given."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send(
+            {"type": "http.response.start", "status": status, "headers": headers}
+        )
+        await send({"type": "http.response.body", "body": b'{"resourceType":"Bundle"}'})
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("status", "headers"),
+    [
+        (200, [(b"x-note", b"one\r\nset-cookie: session=abc")]),
+        (200, [(b"x-note", b"nul\x00byte")]),
+        (200, [(b"x note", b"space in the name")]),
+        (200, [(b"", b"empty name")]),
+        (199, []),
+        (101, [(b"upgrade", b"websocket")]),
+        (0, []),
+        (999, []),
+        (1000, []),
+    ],
+)
+def test_a_reply_head_no_server_could_send_is_a_502(
+    standin: StandIn,
+    tmp_path: Path,
+    status: int,
+    headers: list[tuple[bytes, bytes]],
+) -> None:
+    # Over HTTP such a head never parses; in process it reached the server,
+    # which dropped the connection without any reply.
+    settings = protected_settings(standin, tmp_path)
+    with (
+        ThreadServer(
+            kaitiaki.protect(replying(status, headers), settings), stock=True
+        ) as server,
+        httpx.Client(base_url=server.url, timeout=15) as client,
+    ):
+        reply = client.get("/fhir/Patient", headers=bearer(standin.token()))
+    assert reply.status_code == 502
+    assert reply.json()["resourceType"] == "OperationOutcome"
+    assert "session=abc" not in reply.text
+    assert "set-cookie" not in reply.headers
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    [event] = [e for e in map(json.loads, lines) if e["event_type"] == "request"]
+    assert event["status"] == 502
+
+
+def test_a_client_id_outside_latin_1_reaches_the_application_as_utf_8(
+    protected: Protected, standin: StandIn
+) -> None:
+    # What aiohttp sends an HTTP upstream; encoding it as latin-1 was a 500.
+    token = standin.token({"client_id": "whānau-app", "sub": "whānau-app"})
+    reply = protected.client.get("/fhir/Patient", headers=bearer(token))
+    assert reply.status_code == 200
+    [seen] = protected.app.seen
+    sent = seen["headers"]["kaitiaki-client-id"].encode("latin-1")
+    assert sent.decode("utf-8") == "whānau-app"
+
+
+@pytest.mark.parametrize("client_id", ["svc\r\nx-role: admin", "svc\x00", "svc\x85"])
+def test_a_client_id_with_control_characters_is_refused(
+    protected: Protected, standin: StandIn, client_id: str
+) -> None:
+    # It went into Kaitiaki-Client-Id: a header value no HTTP upstream could
+    # be sent (aiohttp refuses, a 500), handed as it was to the application.
+    token = standin.token({"client_id": client_id, "sub": client_id})
+    reply = protected.client.get("/fhir/Patient", headers=bearer(token))
+    assert reply.status_code == 401
+    assert reply.json()["resourceType"] == "OperationOutcome"
+    assert "x-role" not in reply.text
+    assert protected.app.seen == []
+    [event] = protected.events()
+    assert event["outcome"] == "refused"
+
+
+def test_work_after_a_finished_reply_neither_delays_nor_fails_it(
+    standin: StandIn, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A background task runs after the reply has gone to the client, as
+    # from an HTTP upstream: it held the reply back until it ended, and its
+    # failure, or its taking longer than upstream_timeout_seconds, was a 502.
+    finished: list[str] = []
+
+    async def slow_then_fail() -> None:
+        await asyncio.sleep(1.5)
+        finished.append("ran")
+        raise RuntimeError("Aroha Test-Patient ZZZ0016 could not be e-mailed")
+
+    async def patients(request: Request) -> Response:
+        return JSONResponse(
+            {"resourceType": "Bundle", "type": "searchset", "total": 0},
+            media_type=FHIR,
+            background=BackgroundTask(slow_then_fail),
+        )
+
+    app = Starlette(routes=[Route("/fhir/Patient", patients)])
+    settings = protected_settings(standin, tmp_path)
+    settings = settings.model_copy(
+        update={
+            "gateway": settings.gateway.model_copy(
+                update={"upstream_timeout_seconds": 1.0}
+            )
+        }
+    )
+    caplog.set_level(logging.INFO)
+    with (
+        ThreadServer(kaitiaki.protect(app, settings), stock=True) as server,
+        httpx.Client(base_url=server.url, timeout=15) as client,
+    ):
+        reply = client.get("/fhir/Patient", headers=bearer(standin.token()))
+        assert reply.status_code == 200
+        assert reply.elapsed.total_seconds() < 1
+        assert reply.json()["resourceType"] == "Bundle"
+        deadline = time.monotonic() + 5
+        while not finished and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert finished == ["ran"]
+        time.sleep(0.1)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "RuntimeError at" in logged
+    assert "ZZZ0016" not in logged
+
+
+def test_a_failed_gateway_startup_still_shuts_the_application_down(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    # The application started, then the gateway's own startup failed (here:
+    # no CapabilityStatement to read): the application's shutdown (its pools,
+    # its files) never ran, and the gateway's clients stayed open.
+    app = App()
+    settings = protected_settings(
+        standin, tmp_path, '[validation]\nsearch_parameters = "capability"\n'
+    )
+    wrapped = kaitiaki.protect(app.starlette(), settings)
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(wrapped({"type": "lifespan"}, receive, send))
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert app.lifespan == ["startup", "shutdown"]
+    assert wrapped.session is not None and wrapped.session.closed

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -38,6 +39,12 @@ ASGIApp = Callable[
 ]
 
 _DISCONNECT: Message = {"type": "http.disconnect"}
+# What an HTTP reply head can carry (RFC 9110 5.1, 5.5): a name is a token, a
+# value has no control character but tab, a final status is 200 to 599. Over
+# HTTP anything else never parses; a server handed it in process drops the
+# connection without a reply.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _where(exc: BaseException) -> str:
@@ -83,11 +90,17 @@ class _Exchange:
         if kind == "http.response.start":
             if self.status is not None:
                 raise _failed("upstream_reply_started_twice")
-            self.status = int(message["status"])
-            self.headers = [
+            status = int(message["status"])
+            headers = [
                 (bytes(name).decode("latin-1"), bytes(value).decode("latin-1"))
                 for name, value in message.get("headers", [])
             ]
+            if not 200 <= status <= 599:
+                raise _failed("upstream_bad_status")
+            for name, value in headers:
+                if not _TOKEN.fullmatch(name) or _CONTROL.search(value):
+                    raise _failed("upstream_bad_header")
+            self.status, self.headers = status, headers
         elif kind == "http.response.body":
             if self.status is None or self.finished:
                 raise _failed("upstream_reply_out_of_order")
@@ -109,7 +122,8 @@ class AsgiUpstream:
     def __init__(self, app: ASGIApp, lifespan: AppLifespan | None = None) -> None:
         self.app = app
         self.lifespan = lifespan
-        # Calls whose reply is complete but whose application work goes on.
+        # Calls still running once the gateway is done with them: work after
+        # a finished reply (background tasks), or a call cancelled.
         self._running: set[asyncio.Task[None]] = set()
 
     def _scope(self, method: str, url: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -119,8 +133,9 @@ class AsgiUpstream:
         # The path was canonicalised by the gateway: printable ASCII, with
         # only unreserved characters decoded, so it is its own raw form.
         path = parts.path or "/"
+        # Encoded as aiohttp encodes them for an HTTP upstream: UTF-8.
         wire = [
-            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            (name.lower().encode("latin-1"), value.encode("utf-8"))
             for name, value in headers.items()
             if name.lower() != "host"
         ]
@@ -156,36 +171,37 @@ class AsgiUpstream:
         timeout: float,
     ) -> UpstreamReply:
         exchange = _Exchange(body or b"")
-        scope: Scope = self._scope(method, url, headers)
+        scope = self._scope(method, url, headers)
         call = asyncio.create_task(self._call(scope, exchange))
         call.add_done_callback(lambda _: exchange.complete.set())
         try:
             async with asyncio.timeout(timeout):
-                # Until the reply is complete or the call has ended.
                 await exchange.complete.wait()
         except TimeoutError as exc:
-            call.cancel()
+            self._cancel(call)
             logger.error("the protected application did not reply in %.1f s", timeout)
             raise UpstreamFailed(
                 "The upstream service did not reply in time.",
                 detail="upstream_timeout",
             ) from exc
-        except asyncio.CancelledError:
-            call.cancel()
+        except BaseException:
+            self._cancel(call)
             raise
-        if not call.done():
-            # The reply is complete and the application goes on (background
-            # tasks run after the reply, as under a server): the gateway
-            # answers now, and waits for the rest at shutdown.
-            self._running.add(call)
-            call.add_done_callback(self._ended_after_reply)
-        elif not call.cancelled() and (fault := call.exception()) is not None:
-            if isinstance(fault, UpstreamFailed):
-                raise fault
-            # Even after a whole reply (Starlette sends its 500 page, then
-            # raises): the application failed, and says no more than that.
-            logger.error("the protected application raised %s", _where(fault))
-            raise _failed("upstream_exception") from fault
+        if exchange.finished and not call.done():
+            # The reply is the client's, as an HTTP upstream's is once its
+            # last piece is sent; what the application does after it
+            # (background tasks) runs on, and a failure there is only logged.
+            self._keep(call)
+            return _reply(exchange)
+        # The call has ended: an exception it ended with is a 502 even after
+        # a finished reply (Starlette's error middleware sends a 500 of its
+        # own, then raises).
+        failure = None if call.cancelled() else call.exception()
+        if isinstance(failure, UpstreamFailed):
+            raise failure
+        if failure is not None:
+            logger.error("the protected application raised %s", _where(failure))
+            raise _failed("upstream_exception") from failure
         if exchange.status is None:
             raise _failed("upstream_no_reply")
         if not exchange.finished:
@@ -195,23 +211,34 @@ class AsgiUpstream:
     async def _call(self, scope: Scope, exchange: _Exchange) -> None:
         await self.app(scope, exchange.receive, exchange.send)
 
-    def _ended_after_reply(self, call: asyncio.Task[None]) -> None:
+    def _cancel(self, call: asyncio.Task[None]) -> None:
+        call.cancel()
+        self._keep(call)
+
+    def _keep(self, call: asyncio.Task[None]) -> None:
+        if call.done():
+            self._ended(call)
+        else:
+            self._running.add(call)
+            call.add_done_callback(self._ended)
+
+    def _ended(self, call: asyncio.Task[None]) -> None:
         self._running.discard(call)
-        if not call.cancelled() and (fault := call.exception()) is not None:
+        if call.cancelled():
+            return
+        failure = call.exception()
+        if failure is not None and not isinstance(failure, UpstreamFailed):
             logger.error(
-                "the protected application raised %s after its reply", _where(fault)
+                "the protected application raised %s after its reply",
+                _where(failure),
             )
 
-    async def close(self, grace: float = 10.0) -> None:
-        """Let work the application goes on with after its replies finish,
-        for ``grace`` seconds; then cancel what is left."""
-        if not self._running:
-            return
-        _, late = await asyncio.wait(set(self._running), timeout=grace)
-        for call in late:
-            call.cancel()
-        if late:
-            await asyncio.wait(late, timeout=1)
+    async def close(self, timeout: float = 30) -> None:
+        """Let calls still running end (background work), then cancel them."""
+        if self._running:
+            _, pending = await asyncio.wait(set(self._running), timeout=timeout)
+            for call in pending:
+                call.cancel()
 
 
 def _reply(exchange: _Exchange) -> UpstreamReply:

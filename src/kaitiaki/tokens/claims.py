@@ -8,6 +8,7 @@ minus ``nbf``, or minus now) must not exceed the maximum lifetime.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, Literal
@@ -21,6 +22,9 @@ __all__ = ["check_audience", "check_times", "principal_from"]
 
 _CONFIRMATIONS = frozenset({"jkt", "x5t#S256"})
 _MAX_TEXT = 2048
+# The client id is sent upstream in Kaitiaki-Client-Id: no header value can
+# hold a control character (a CR or LF would be a header of its own).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _number(claims: dict[str, Any], name: str) -> int | None:
@@ -123,6 +127,8 @@ def principal_from(
     if not isinstance(client_id, str) or not isinstance(subject, str):
         raise refuse("client_missing")
     if not client_id or len(client_id) > _MAX_TEXT or len(subject) > _MAX_TEXT:
+        raise refuse("client_invalid")
+    if _CONTROL.search(client_id):
         raise refuse("client_invalid")
     token_id = claims.get("jti")
     jkt, x5t = _confirmation(claims)
