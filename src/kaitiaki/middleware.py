@@ -27,24 +27,6 @@ from kaitiaki.settings import Settings, load_settings
 __all__ = ["ProtectedApp", "protect"]
 
 
-def in_process(settings: Settings) -> Settings:
-    """``settings`` with every upstream pointing at the public URL itself: the
-    application serves the paths its callers use (FHIR under ``fhir_base``,
-    REST routes under their prefixes), and its links name the public host."""
-    gateway = settings.gateway
-    origin = gateway.base_url[: -len(gateway.fhir_base)]
-    rest = tuple(
-        route.model_copy(update={"upstream": origin + route.prefix})
-        for route in settings.rest
-    )
-    return settings.model_copy(
-        update={
-            "gateway": gateway.model_copy(update={"upstream": gateway.base_url}),
-            "rest": rest,
-        }
-    )
-
-
 class ProtectedApp(Gateway):
     """The gateway with an application behind it instead of an upstream URL.
 
@@ -89,4 +71,4 @@ def protect(app: ASGIApp, settings: Settings | str | Path, **options: Any) -> Ga
     """
     if not isinstance(settings, Settings):
         settings = load_settings(settings)
-    return ProtectedApp(in_process(settings), app=app, **options)
+    return ProtectedApp(settings, app=app, **options)

@@ -640,3 +640,46 @@ def test_a_failed_gateway_startup_still_shuts_the_application_down(
     assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
     assert app.lifespan == ["startup", "shutdown"]
     assert wrapped.session is not None and wrapped.session.closed
+
+
+def test_headers_the_reply_names_in_connection_never_reach_the_client(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    # Hop-by-hop by the reply's own word (RFC 9110 §7.6.1), in process as
+    # over HTTP (both go through kept_reply_headers).
+    head = [
+        (b"content-type", FHIR.encode()),
+        (b"connection", b"keep-alive, X-Internal-Route"),
+        (b"x-internal-route", b"db-primary.internal"),
+        (b"etag", b'W/"1"'),
+    ]
+    settings = protected_settings(standin, tmp_path)
+    with (
+        ThreadServer(
+            kaitiaki.protect(replying(200, head), settings), stock=True
+        ) as srv,
+        httpx.Client(base_url=srv.url, timeout=15) as client,
+    ):
+        reply = client.get("/fhir/Patient", headers=bearer(standin.token()))
+    assert reply.status_code == 200
+    assert "x-internal-route" not in reply.headers
+    assert "db-primary" not in str(reply.headers)
+    assert reply.headers["etag"] == 'W/"1"'
+
+
+def test_a_gateway_built_with_an_application_serves_it_at_the_public_paths(
+    standin: StandIn, tmp_path: Path
+) -> None:
+    # Without protect(): the same settings rewrite, so the application is
+    # not asked for /Patient on an empty Host.
+    app = App()
+    gateway = Gateway(protected_settings(standin, tmp_path), app=app.starlette())
+    assert gateway.settings.gateway.upstream == "https://gw.example/fhir"
+    with (
+        ThreadServer(gateway, stock=True) as server,
+        httpx.Client(base_url=server.url, timeout=15) as client,
+    ):
+        reply = client.get("/fhir/Patient/p1", headers=bearer(standin.token()))
+    assert reply.status_code == 200
+    [seen] = app.seen
+    assert (seen["path"], seen["headers"]["host"]) == ("/fhir/Patient/p1", "gw.example")

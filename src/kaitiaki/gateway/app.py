@@ -25,7 +25,7 @@ from kaitiaki.gateway.auditing import GatewayAudit
 from kaitiaki.gateway.cors import cors_headers
 from kaitiaki.gateway.edge import EdgePolicy
 from kaitiaki.gateway.exchange import Trail, handle_request
-from kaitiaki.gateway.inprocess import AppLifespan, ASGIApp, AsgiUpstream
+from kaitiaki.gateway.inprocess import AppLifespan, ASGIApp, AsgiUpstream, in_process
 from kaitiaki.gateway.metadata import load_validator
 from kaitiaki.gateway.responses import Reply, refusal_reply
 from kaitiaki.gateway.upstream import HttpUpstream, Upstream
@@ -84,6 +84,9 @@ class Gateway:
     ):
         if app is None:
             _require_upstreams(settings)
+        else:
+            # The application serves the public paths itself.
+            settings = in_process(settings)
         self.settings = settings
         self.app_lifespan = AppLifespan(app) if app is not None else None
         self._app = app
@@ -174,6 +177,8 @@ class Gateway:
             raise RuntimeError("gateway used before startup")
         if self._app is None:
             _require_upstreams(settings)
+        else:
+            settings = in_process(settings)
         validator = self.validator
         if (settings.validation, settings.gateway.upstream) != (
             self.settings.validation,

@@ -26,8 +26,9 @@ import aiohttp
 from kaitiaki.bounded import decode_body
 from kaitiaki.errors import ConfigError, UpstreamFailed
 from kaitiaki.gateway.upstream import MAX_REPLY_BYTES, UpstreamReply, kept_reply_headers
+from kaitiaki.settings import Settings
 
-__all__ = ["AppLifespan", "AsgiUpstream"]
+__all__ = ["AppLifespan", "AsgiUpstream", "in_process"]
 
 logger = logging.getLogger("kaitiaki.gateway.inprocess")
 
@@ -316,3 +317,21 @@ class AppLifespan:
                     break
         await asyncio.wait({self._task}, timeout=30)
         self._task = None
+
+
+def in_process(settings: Settings) -> Settings:
+    """``settings`` with every upstream pointing at the public URL itself: the
+    application serves the paths its callers use (FHIR under ``fhir_base``,
+    REST routes under their prefixes), and its links name the public host."""
+    gateway = settings.gateway
+    origin = gateway.base_url[: -len(gateway.fhir_base)]
+    rest = tuple(
+        route.model_copy(update={"upstream": origin + route.prefix})
+        for route in settings.rest
+    )
+    return settings.model_copy(
+        update={
+            "gateway": gateway.model_copy(update={"upstream": gateway.base_url}),
+            "rest": rest,
+        }
+    )

@@ -93,12 +93,16 @@ class HttpUpstream:
 
 def kept_reply_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """A reply's headers by lower-case name, without those that never reach
-    the client (hop-by-hop, cookies, server and framework banners)."""
-    return [
-        (name.lower(), value)
-        for name, value in headers
-        if name.lower() not in _DROPPED_REPLY
-    ]
+    the client (hop-by-hop, among them any the reply's ``Connection`` names;
+    cookies; server and framework banners)."""
+    lowered = [(name.lower(), value) for name, value in headers]
+    named = {
+        option.strip().lower()
+        for name, value in lowered
+        if name == "connection"
+        for option in value.split(",")
+    }
+    return [(n, v) for n, v in lowered if n not in _DROPPED_REPLY and n not in named]
 
 
 def outbound_headers(
