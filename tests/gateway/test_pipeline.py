@@ -542,6 +542,7 @@ def test_refusals_carry_the_hardening_headers(
     assert response.headers["content-security-policy"].startswith("default-src")
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "no-referrer"
+    assert response.headers["expires"] == "0"
     assert [h for h in response.headers.raw if h[0].lower() == b"cache-control"] == [
         (b"cache-control", b"no-store, private")
     ]

@@ -219,6 +219,7 @@ def test_an_admitted_request_reaches_the_application_as_an_upstream_would(
     assert "internal/1.0" not in reply.headers.get("server", "")
     assert reply.headers["x-content-type-options"] == "nosniff"
     assert "no-store" in reply.headers["cache-control"]
+    assert reply.headers["expires"] == "0"
     [event] = protected.events()
     assert event["outcome"] == "served"
     assert event["client_id"] == "svc"

@@ -31,7 +31,8 @@ def security_headers(*, cacheable: bool) -> list[tuple[str, str]]:
         ("x-frame-options", "DENY"),
     ]
     if not cacheable:
-        headers.append(("pragma", "no-cache"))
+        # For caches older than Cache-Control (HDR-13: Expires alongside it).
+        headers += [("pragma", "no-cache"), ("expires", "0")]
     return headers
 
 
