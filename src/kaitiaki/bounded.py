@@ -95,6 +95,17 @@ class _Decoder:
             raise _incomplete("the content coding does not end")
 
 
+def _decoder_for(coding: str, max_bytes: int) -> _Decoder | None:
+    """The decoder a Content-Encoding needs (None for none); a coding other
+    than gzip or deflate is refused as a body cut short is."""
+    coding = coding.strip().lower()
+    if coding in ("", "identity"):
+        return None
+    if coding not in _CODINGS:
+        raise _incomplete("unsupported content coding")
+    return _Decoder(coding, max_bytes)
+
+
 async def read_decoded(response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
     """As :func:`read_bounded`, for a reply read with ``auto_decompress=False``:
     the decoded body, bounded in its decoded size. A coding other than gzip
@@ -102,12 +113,9 @@ async def read_decoded(response: aiohttp.ClientResponse, max_bytes: int) -> byte
     :class:`aiohttp.ClientPayloadError` as a body cut short does."""
     # Every field line: two are one list (RFC 9110 §5.3), a coding applied twice.
     lines = response.headers.getall("Content-Encoding", ())
-    coding = ", ".join(lines).strip().lower()
-    if coding in ("", "identity"):
+    decoder = _decoder_for(", ".join(lines), max_bytes)
+    if decoder is None:
         return await read_bounded(response, max_bytes)
-    if coding not in _CODINGS:
-        raise _incomplete("unsupported content coding")
-    decoder = _Decoder(coding, max_bytes)
     pieces: list[bytes] = []
     async for data in response.content.iter_any():
         pieces += decoder.feed(data)
@@ -121,12 +129,9 @@ def decode_body(coding: str, body: bytes, max_bytes: int) -> bytes:
     """A whole body already in hand, decoded as :func:`read_decoded` decodes
     a reply: ``coding`` is its Content-Encoding; the same bound and the same
     error for a coding that is unknown, malformed or does not end."""
-    coding = coding.strip().lower()
-    if coding in ("", "identity"):
+    decoder = _decoder_for(coding, max_bytes)
+    if decoder is None:
         return body
-    if coding not in _CODINGS:
-        raise _incomplete("unsupported content coding")
-    decoder = _Decoder(coding, max_bytes)
     pieces = decoder.feed(body)
     if decoder.size <= max_bytes:
         decoder.finish()

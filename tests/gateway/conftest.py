@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -230,3 +232,25 @@ def gateway(
             httpx.Client(base_url=server.url, timeout=10) as client,
         ):
             yield GatewayUnderTest(client, recorder, tmp_path / "audit.jsonl")
+
+
+def raw_exchange(port: int, payload: bytes, *, may_close_early: bool = False) -> bytes:
+    """Send raw bytes to a listener on loopback and read until it closes.
+    ``may_close_early``: the listener may refuse and close while the payload
+    is still being sent."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        if may_close_early:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                sock.sendall(payload)
+        else:
+            sock.sendall(payload)
+        received = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except (ConnectionResetError, TimeoutError):
+                break
+            if not chunk:
+                break
+            received += chunk
+    return received

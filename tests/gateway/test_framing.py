@@ -17,7 +17,7 @@ import pytest
 
 from kaitiaki.gateway import listener
 from kaitiaki.gateway.listener import MAX_PIPELINED
-from tests.gateway.conftest import GatewayUnderTest, StandIn
+from tests.gateway.conftest import GatewayUnderTest, StandIn, raw_exchange
 from tests.gateway.validation_support import running_gateway
 
 HOST = b"Host: 127.0.0.1\r\n"
@@ -157,26 +157,11 @@ def issuer(shared: tuple[GatewayUnderTest, StandIn]) -> StandIn:
     return shared[1]
 
 
-def _exchange(port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        sock.sendall(payload)
-        received = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            received += chunk
-    return received
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_framing_faults_get_400_and_close(gateway: GatewayUnderTest, name: str) -> None:
     port = gateway.client.base_url.port
     assert port is not None
-    received = _exchange(port, CASES[name])
+    received = raw_exchange(port, CASES[name])
     # One reply only: the smuggled second request is never answered, and the
     # server closed the connection (recv returned end-of-stream).
     assert received.startswith(b"HTTP/1.1 400"), received[:80]
@@ -190,7 +175,7 @@ def test_obs_fold_is_refused_never_split(gateway: GatewayUnderTest) -> None:
     port = gateway.client.base_url.port
     assert port is not None
     payload = GET + b"X-A: a\r\n Authorization: Bearer x\r\nConnection: close\r\n\r\n"
-    received = _exchange(port, payload)
+    received = raw_exchange(port, payload)
     assert received.startswith(b"HTTP/1.1 400"), received[:80]
     assert b'error="invalid_token"' not in received
     assert gateway.recorder.requests == []
@@ -201,7 +186,7 @@ def test_head_over_the_listener_bound_gets_431_and_close(
 ) -> None:
     port = gateway.client.base_url.port
     assert port is not None
-    received = _exchange(port, GET + b"X-Big: " + b"q" * 40_000 + b"\r\n\r\n")
+    received = raw_exchange(port, GET + b"X-Big: " + b"q" * 40_000 + b"\r\n\r\n")
     assert received.startswith(b"HTTP/1.1 431"), received[:80]
     assert b'"resourceType":"OperationOutcome"' in received
     assert b"connection: close" in received.lower()
@@ -233,7 +218,7 @@ def test_pipelined_requests_are_each_answered(gateway: GatewayUnderTest) -> None
     assert port is not None
     metadata = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"\r\n"
     last = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
-    received = _exchange(port, metadata + last)
+    received = raw_exchange(port, metadata + last)
     assert received.count(b"HTTP/1.1 200") == 2, received[:200]
 
 
@@ -259,7 +244,7 @@ def test_trailer_fields_never_become_header_fields(
     assert port is not None
     body = b"%x\r\n%s\r\n0\r\n" % (len(PATIENT), PATIENT)
     payload = CHUNKED_POST + b"\r\n" + body + _bearer(issuer) + b"\r\n"
-    received = _exchange(port, payload)
+    received = raw_exchange(port, payload)
     assert received.startswith(b"HTTP/1.1 401"), received[:80]
     assert gateway.recorder.requests == []
 
@@ -271,7 +256,7 @@ def test_trailer_fields_are_not_forwarded(
     assert port is not None
     body = b"%x\r\n%s\r\n0\r\n" % (len(PATIENT), PATIENT)
     trailers = b'If-Match: W/"1"\r\nPrefer: return=minimal\r\n\r\n'
-    received = _exchange(
+    received = raw_exchange(
         port, CHUNKED_POST + _bearer(issuer) + b"\r\n" + body + trailers
     )
     assert received.startswith(b"HTTP/1.1 201"), received[:80]
@@ -349,7 +334,7 @@ def test_refusal_of_a_pipelined_request_follows_the_reply_before_it(
     # request before it; it never stands in for that reply.
     port = gateway.client.base_url.port
     assert port is not None
-    received = _exchange(port, METADATA + second)
+    received = raw_exchange(port, METADATA + second)
     assert received.startswith(b"HTTP/1.1 200"), received[:80]
     assert received.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 " + status in received
@@ -399,7 +384,7 @@ def test_upgrade_request_is_answered_and_the_connection_closed(
     port = gateway.client.base_url.port
     assert port is not None
     started = time.monotonic()
-    received = _exchange(port, head + METADATA)
+    received = raw_exchange(port, head + METADATA)
     assert time.monotonic() - started < 4
     assert received.startswith((b"HTTP/1.1 400", b"HTTP/1.1 405")), received[:80]
     assert b"connection: close" in received.lower()
@@ -413,7 +398,7 @@ def test_pipelined_requests_are_bounded(gateway: GatewayUnderTest) -> None:
     port = gateway.client.base_url.port
     assert port is not None
     count = 4 * MAX_PIPELINED
-    received = _exchange(port, METADATA * count)
+    received = raw_exchange(port, METADATA * count)
     served = received.count(b"HTTP/1.1 200")
     assert served == len(gateway.recorder.requests)
     assert MAX_PIPELINED < served < count
@@ -578,7 +563,7 @@ def test_a_refusal_after_the_whole_body_keeps_the_connection(
     head = POST + b"Content-Type: application/fhir+json\r\n"
     head += b"Content-Length: %d\r\n\r\n" % len(PATIENT)
     last = b"GET /fhir/metadata HTTP/1.1\r\n" + HOST + b"Connection: close\r\n\r\n"
-    received = _exchange(port, head + PATIENT + last)
+    received = raw_exchange(port, head + PATIENT + last)
     assert received.startswith(b"HTTP/1.1 401"), received[:80]
     assert b"HTTP/1.1 200" in received
     assert len(gateway.recorder.requests) == 1
@@ -611,7 +596,7 @@ def test_a_request_refused_for_its_body_framing_never_reaches_the_upstream(
     port = gateway.client.base_url.port
     assert port is not None
     head = b"DELETE /fhir/Patient/pat-A HTTP/1.1\r\n" + HOST + _bearer(issuer)
-    received = _exchange(port, head + b"Transfer-Encoding: chunked\r\n\r\n" + body)
+    received = raw_exchange(port, head + b"Transfer-Encoding: chunked\r\n\r\n" + body)
     assert received.startswith(b"HTTP/1.1 400"), received[:80]
     assert received.count(b"HTTP/1.1 ") == 1
     deadline = time.monotonic() + 5
@@ -649,7 +634,7 @@ def test_a_rest_request_refused_for_its_body_framing_never_reaches_the_upstream(
     head = method + b" /api/v1/referrals/R1234 HTTP/1.1\r\n" + HOST
     head += b"Authorization: Bearer " + token.encode() + b"\r\n"
     head += b"Request-Context: eyJ4Ijoxfq\r\n"
-    received = _exchange(port, head + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX")
+    received = raw_exchange(port, head + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}XX")
     assert received.startswith(b"HTTP/1.1 400"), received[:80]
     time.sleep(0.3)
     assert gateway.recorder.requests == []

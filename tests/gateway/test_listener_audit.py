@@ -9,8 +9,6 @@ refusals of a request the app never saw are recorded by the listener.
 
 from __future__ import annotations
 
-import contextlib
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.gateway.conftest import GatewayUnderTest, StandIn
+from tests.gateway.conftest import GatewayUnderTest, StandIn, raw_exchange
 from tests.gateway.validation_support import running_gateway
 
 HOST = b"Host: 127.0.0.1\r\n"
@@ -69,23 +67,6 @@ def shared(
         yield pair
 
 
-def _exchange(port: int, payload: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        # Refused and closed, perhaps while we were still sending.
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            sock.sendall(payload)
-        received = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, TimeoutError):
-                break
-            if not chunk:
-                break
-            received += chunk
-    return received
-
-
 def _new_events(
     gateway: GatewayUnderTest, before: int, wanted: int
 ) -> list[dict[str, Any]]:
@@ -107,7 +88,7 @@ def test_listener_refusal_has_one_audit_event(
     port = gateway.client.base_url.port
     assert port is not None
     before = len(gateway.events())
-    received = _exchange(port, payload)
+    received = raw_exchange(port, payload, may_close_early=True)
     assert received.startswith(b"HTTP/1.1 %d" % status), received[:80]
     time.sleep(0.2)  # a second (wrong) event would come as soon as the first
     events = _new_events(gateway, before, 1)
@@ -135,11 +116,12 @@ def test_body_fault_is_recorded_once_by_the_app(
     port = gateway.client.base_url.port
     assert port is not None
     before = len(gateway.events())
-    received = _exchange(
+    received = raw_exchange(
         port,
         POST
         + b"Content-Type: application/fhir+json\r\n"
         + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
+        may_close_early=True,
     )
     assert received.startswith(b"HTTP/1.1 4"), received[:80]
     time.sleep(0.3)

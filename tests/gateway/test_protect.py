@@ -190,6 +190,20 @@ def protected(standin: StandIn, tmp_path: Path) -> Iterator[Protected]:
     assert app.lifespan[0] == "startup" and app.lifespan[-1] == "shutdown"
 
 
+def startup_replies(wrapped: Gateway) -> list[str]:
+    """What the wrapped application tells a server at its lifespan startup."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(wrapped({"type": "lifespan"}, receive, send))
+    return [message["type"] for message in sent]
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}", "Accept": FHIR}
 
@@ -379,18 +393,9 @@ def test_a_failed_application_startup_fails_the_servers_startup(
     wrapped = kaitiaki.protect(
         Starlette(routes=[], lifespan=broken), protected_settings(standin, tmp_path)
     )
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "lifespan.startup"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
     # What a server is told, so that it exits instead of serving (uvicorn
     # logs "Application startup failed. Exiting.").
-    asyncio.run(wrapped({"type": "lifespan"}, receive, send))
-    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert startup_replies(wrapped) == ["lifespan.startup.failed"]
 
 
 def test_serve_still_needs_an_upstream(standin: StandIn, tmp_path: Path) -> None:
@@ -629,16 +634,7 @@ def test_a_failed_gateway_startup_still_shuts_the_application_down(
         standin, tmp_path, '[validation]\nsearch_parameters = "capability"\n'
     )
     wrapped = kaitiaki.protect(app.starlette(), settings)
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "lifespan.startup"}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(wrapped({"type": "lifespan"}, receive, send))
-    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert startup_replies(wrapped) == ["lifespan.startup.failed"]
     assert app.lifespan == ["startup", "shutdown"]
     assert wrapped.session is not None and wrapped.session.closed
 

@@ -77,7 +77,8 @@ def _insert_rows(count: int) -> str:
     statement = _INSERTS.get(count)
     if statement is None:
         marks = ", ".join([_ROW_MARKS] * count)
-        statement = f"INSERT INTO audit_event ({_quoted(COLUMN_NAMES)}) VALUES {marks}"  # noqa: S608
+        columns = _quoted(COLUMN_NAMES)
+        statement = f"INSERT INTO audit_event ({columns}) VALUES {marks}"  # noqa: S608
         _INSERTS[count] = statement
     return statement
 

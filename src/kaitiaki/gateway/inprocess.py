@@ -25,7 +25,12 @@ import aiohttp
 
 from kaitiaki.bounded import decode_body
 from kaitiaki.errors import ConfigError, UpstreamFailed
-from kaitiaki.gateway.upstream import MAX_REPLY_BYTES, UpstreamReply, kept_reply_headers
+from kaitiaki.gateway.upstream import (
+    MAX_REPLY_BYTES,
+    UpstreamReply,
+    kept_reply_headers,
+    reply_too_large,
+)
 from kaitiaki.settings import Settings
 
 __all__ = ["AppLifespan", "AsgiUpstream", "in_process"]
@@ -108,9 +113,7 @@ class _Exchange:
             piece = bytes(message.get("body", b""))
             self.size += len(piece)
             if self.size > MAX_REPLY_BYTES:
-                raise UpstreamFailed(
-                    "The upstream reply was too large.", detail="upstream_too_large"
-                )
+                raise reply_too_large()
             self.pieces.append(piece)
             if not message.get("more_body", False):
                 self.finished = True
@@ -253,9 +256,7 @@ def _reply(exchange: _Exchange) -> UpstreamReply:
     except aiohttp.ClientPayloadError as exc:
         raise _failed("upstream_bad_coding") from exc
     if len(payload) > MAX_REPLY_BYTES:
-        raise UpstreamFailed(
-            "The upstream reply was too large.", detail="upstream_too_large"
-        )
+        raise reply_too_large()
     return UpstreamReply(exchange.status, kept_reply_headers(exchange.headers), payload)
 
 

@@ -39,8 +39,8 @@ async def load_validator(settings: Settings, upstream: Upstream | None) -> Valid
             "validation.search_parameters = 'capability': the upstream's "
             "/metadata could not be fetched"
         ) from exc
-    status, body = reply.status, reply.body
-    if status != 200:
+    body = reply.body
+    if reply.status != 200:
         raise ConfigError("the upstream's /metadata did not answer 200")
     if len(body) > _MAX_METADATA_BYTES:
         raise ConfigError("the upstream's /metadata is too large")
@@ -49,9 +49,8 @@ async def load_validator(settings: Settings, upstream: Upstream | None) -> Valid
     except StrictJSONError as exc:
         raise ConfigError("the upstream's /metadata is not strict JSON") from exc
     if (
-        status != 200
-        or not isinstance(statement, dict)
-        or (statement.get("resourceType") != "CapabilityStatement")
+        not isinstance(statement, dict)
+        or statement.get("resourceType") != "CapabilityStatement"
     ):
         raise ConfigError("the upstream's /metadata is not a CapabilityStatement")
     logger.info("search parameters from the upstream's CapabilityStatement")

@@ -17,7 +17,14 @@ import aiohttp
 from kaitiaki.bounded import read_decoded
 from kaitiaki.errors import UpstreamFailed
 
-__all__ = ["HttpUpstream", "Upstream", "UpstreamReply", "forward", "kept_reply_headers"]
+__all__ = [
+    "HttpUpstream",
+    "Upstream",
+    "UpstreamReply",
+    "forward",
+    "kept_reply_headers",
+    "reply_too_large",
+]
 
 _FORWARDED = (
     "accept",
@@ -52,6 +59,13 @@ class UpstreamReply:
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+
+
+def reply_too_large() -> UpstreamFailed:
+    """The refusal for a reply past :data:`MAX_REPLY_BYTES`, however it came."""
+    return UpstreamFailed(
+        "The upstream reply was too large.", detail="upstream_too_large"
+    )
 
 
 class Upstream(Protocol):
@@ -136,9 +150,7 @@ async def forward(
         ) as response:
             payload = await read_decoded(response, MAX_REPLY_BYTES)
             if len(payload) > MAX_REPLY_BYTES:
-                raise UpstreamFailed(
-                    "The upstream reply was too large.", detail="upstream_too_large"
-                )
+                raise reply_too_large()
             kept = kept_reply_headers(response.headers.items())
             return UpstreamReply(response.status, kept, payload)
     except (aiohttp.ClientError, TimeoutError) as exc:
